@@ -1,0 +1,54 @@
+/* The instance configuration in plain C, filled by the glue from the map that
+ * emqx_rabbitmq_hook_config:parse/1 produced (which already validated every value). */
+#ifndef ERH_CONFIG_H
+#define ERH_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "erh_event.h"
+#include "erh_filter.h"
+
+typedef struct erh_server {
+    char *host;
+    int port;
+} erh_server;
+
+typedef struct erh_queue_decl {
+    char *name;
+    char **bindings;
+    size_t n_bindings;
+} erh_queue_decl;
+
+typedef struct erh_config {
+    char *node;
+    erh_server *servers;
+    size_t n_servers;
+    char *username;
+    char *password;
+    char *vhost;
+    char *exchange;
+    char *exchange_type;
+    erh_queue_decl *queues;
+    size_t n_queues;
+    char *queue_type;                      /* "classic" or "quorum" */
+    bool event_enabled[ERH_EV__COUNT];
+    erh_filter_set publish_topics;
+    bool payload_base64;
+    char *routing_keys[ERH_EV__COUNT];     /* templates, see erh_routing.h */
+    unsigned publishers;                   /* publisher threads, each with its own connection */
+    unsigned confirm_window;               /* unconfirmed messages per connection */
+    unsigned buffer_events;                /* events waiting in memory, all publishers together */
+    unsigned heartbeat_s;
+    unsigned reconnect_min_ms;
+    unsigned reconnect_max_ms;
+    unsigned connect_timeout_ms;
+} erh_config;
+
+/* Write "host:port" into out (always NUL-terminated); returns the length written. */
+size_t erh_server_format(const erh_server *server, char *out, size_t cap);
+
+/* Free everything the config owns; safe on a zeroed or half-filled config. */
+void erh_config_free(erh_config *config);
+
+#endif

@@ -1,0 +1,59 @@
+/* One EMQX event as plain C data: what the glue copies out of Erlang terms and the workers read. */
+#ifndef ERH_EVENT_H
+#define ERH_EVENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "erh_buf.h"
+
+typedef enum erh_event_type {
+    ERH_EV_CONNECTED = 0,
+    ERH_EV_DISCONNECTED = 1,
+    ERH_EV_PUBLISH = 2,
+    ERH_EV__COUNT
+} erh_event_type;
+
+/* The byte-string fields of an event; which ones a type uses is listed in DESIGN §4. */
+typedef enum erh_field {
+    ERH_F_CLIENTID,   /* connected/disconnected: clientid; publish: from_client_id */
+    ERH_F_USERNAME,   /* data == NULL when EMQX had no username */
+    ERH_F_IPADDRESS,  /* connected/disconnected */
+    ERH_F_PROTO_NAME, /* connected */
+    ERH_F_REASON,     /* disconnected */
+    ERH_F_CONN_ID,    /* connected/disconnected */
+    ERH_F_MSG_ID,     /* publish: EMQX message id as lower-case hex */
+    ERH_F_TOPIC,      /* publish */
+    ERH_F_PAYLOAD,    /* publish: raw bytes, may be any binary */
+    ERH_F__COUNT
+} erh_field;
+
+typedef struct erh_event {
+    struct erh_event *next; /* link in whichever queue holds the event */
+    erh_event_type type;
+    uint64_t seq;           /* per-instance sequence number, stamped on submit */
+    uint64_t delivery_tag;  /* AMQP tag while in flight, 0 otherwise */
+    erh_bytes field[ERH_F__COUNT];
+    int64_t connected_at;    /* ms */
+    int64_t disconnected_at; /* ms */
+    int64_t timestamp;       /* ms: publish time, or the event time for client events */
+    int32_t peerport;
+    int32_t keepalive;
+    int32_t proto_ver;
+    int32_t qos;
+    bool clean_start;
+    bool retain;
+    char storage[]; /* the bytes of every field, copied in one allocation */
+} erh_event;
+
+/* A new event with proto's values and copies of the bytes its fields borrow (absent fields stay
+ * absent), all in one allocation; NULL when out of memory. */
+erh_event *erh_event_new(const erh_event *proto);
+void erh_event_free(erh_event *event);
+
+/* The event name used in the AMQP "type" property and default routing key, e.g. "client.connected". */
+const char *erh_event_name(erh_event_type type);
+/* The JSON "action", e.g. "client_connected". */
+const char *erh_event_action(erh_event_type type);
+
+#endif

@@ -1,0 +1,516 @@
+/* NIF glue: the only place where Erlang terms become C data and back.
+ *
+ * Who owns what:
+ * - An instance (the resource behind the handle that start/1 returns) owns its configuration,
+ *   its counters and one publisher per configured connection.
+ * - submit/2 runs on the caller's scheduler: it checks, filters, copies the event into one malloc'd
+ *   record and pushes it onto a publisher's bounded queue. No I/O, no encoding, no waiting.
+ * - Each publisher thread owns its AMQP connection and every event it has taken from its queue.
+ *
+ * Shutdown order (stop/2 on a dirty I/O scheduler, or the destructor if stop was never called):
+ * 1. refuse new submits and wait for the submits already inside to finish pushing;
+ * 2. set the drain deadline, tell the publishers to stop, wake them and join each one started;
+ * 3. count what is left as undelivered; the destructor frees it, after the joins, never before. */
+
+#include <erl_nif.h>
+
+#include <arpa/inet.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "erh_config.h"
+#include "erh_event.h"
+#include "erh_nif_atoms.h"
+#include "erh_nif_config.h"
+#include "erh_publisher.h"
+#include "erh_stats.h"
+
+typedef struct erh_priv {
+    erh_atoms atoms;
+    ERL_NIF_TERM counter_atoms[ERH_C__COUNT];
+    ErlNifResourceType *instance_type;
+} erh_priv;
+
+typedef struct erh_instance {
+    erh_config config;
+    erh_stats stats;
+    erh_shared shared;
+    erh_publisher *publishers;
+    unsigned n_publishers; /* initialised, so safe to destroy */
+    _Atomic uint64_t last_seq;
+    atomic_bool closing;        /* submit refuses new events */
+    _Atomic unsigned submitting; /* submits between their closing check and their push */
+    atomic_bool stop_begun;
+} erh_instance;
+
+void erh_atoms_make(ErlNifEnv *env, erh_atoms *atoms)
+{
+#define ERH_ATOM_MAKE(name, text) atoms->name = enif_make_atom(env, text);
+    ERH_ATOMS(ERH_ATOM_MAKE)
+#undef ERH_ATOM_MAKE
+}
+
+static ERL_NIF_TERM error_tuple(ErlNifEnv *env, const erh_atoms *atoms, ERL_NIF_TERM reason)
+{
+    return enif_make_tuple2(env, atoms->error, reason);
+}
+
+/* ---- life cycle ---- */
+
+static void stop_instance(erh_instance *inst, unsigned timeout_ms)
+{
+    if (atomic_exchange(&inst->stop_begun, true))
+        return;
+    atomic_store(&inst->closing, true);
+    while (atomic_load(&inst->submitting) > 0)
+        sched_yield(); /* a submit holds this for a few instructions only */
+    atomic_store(&inst->shared.stop_deadline_ms, erh_monotonic_ms() + timeout_ms);
+    atomic_store(&inst->shared.stopping, true);
+    for (unsigned i = 0; i < inst->n_publishers; i++)
+        erh_publisher_join(&inst->publishers[i]);
+    for (unsigned i = 0; i < inst->n_publishers; i++)
+        erh_stats_add(&inst->stats, ERH_C_UNDELIVERED, erh_publisher_depth(&inst->publishers[i]));
+}
+
+static void instance_dtor(ErlNifEnv *env, void *obj)
+{
+    (void)env;
+    erh_instance *inst = obj;
+    stop_instance(inst, 0);
+    for (unsigned i = 0; i < inst->n_publishers; i++)
+        erh_publisher_destroy(&inst->publishers[i]);
+    free(inst->publishers);
+    erh_config_free(&inst->config);
+}
+
+static uint64_t make_boot_id(void)
+{
+    uint64_t id;
+    if (getrandom(&id, sizeof id, GRND_NONBLOCK) == sizeof id)
+        return id;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+static erh_status start_publishers(erh_instance *inst)
+{
+    unsigned n = inst->config.publishers;
+    size_t capacity = (inst->config.buffer_events + n - 1) / n;
+    inst->publishers = calloc(n, sizeof(erh_publisher));
+    if (!inst->publishers)
+        return ERH_ERR_NOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        erh_status st = erh_publisher_init(&inst->publishers[i], &inst->shared, i, capacity);
+        inst->n_publishers++;
+        if (st != ERH_OK)
+            return st;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        erh_status st = erh_publisher_start(&inst->publishers[i]);
+        if (st != ERH_OK)
+            return st;
+    }
+    return ERH_OK;
+}
+
+static ERL_NIF_TERM status_atom(const erh_atoms *atoms, erh_status st)
+{
+    return st == ERH_ERR_NOMEM ? atoms->enomem : st == ERH_ERR_SYSTEM ? atoms->system_limit : atoms->badarg;
+}
+
+/* start(ConfigMap) -> {ok, Handle} | {error, {Key, Reason}} */
+static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    const erh_priv *priv = enif_priv_data(env);
+    const erh_atoms *atoms = &priv->atoms;
+    erh_instance *inst = enif_alloc_resource(priv->instance_type, sizeof(erh_instance));
+    if (!inst)
+        return error_tuple(env, atoms, atoms->enomem);
+    memset(inst, 0, sizeof *inst);
+
+    ERL_NIF_TERM bad_key;
+    erh_status st = erh_nif_read_config(env, atoms, argv[0], &inst->config, &bad_key);
+    if (st != ERH_OK) {
+        enif_release_resource(inst);
+        return error_tuple(env, atoms, enif_make_tuple2(env, bad_key, status_atom(atoms, st)));
+    }
+    inst->shared = (erh_shared){
+        .config = &inst->config,
+        .stats = &inst->stats,
+        .atoms = {.tag = atoms->nif_tag,
+                  .connected = atoms->connected,
+                  .connect_failed = atoms->connect_failed,
+                  .disconnected = atoms->disconnected,
+                  .returned = atoms->returned,
+                  .encode_failed = atoms->encode_failed},
+        .boot_id = make_boot_id(),
+    };
+    enif_self(env, &inst->shared.owner);
+    st = start_publishers(inst);
+    ERL_NIF_TERM result = st == ERH_OK ? enif_make_tuple2(env, atoms->ok, enif_make_resource(env, inst))
+                                       : error_tuple(env, atoms, enif_make_tuple2(env, atoms->publishers,
+                                                                                 status_atom(atoms, st)));
+    enif_release_resource(inst); /* the handle term holds the only reference; the destructor joins */
+    return result;
+}
+
+/* stop(Handle, TimeoutMs) -> ok, on a dirty I/O scheduler: drains for at most TimeoutMs. */
+static ERL_NIF_TERM nif_stop(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    const erh_priv *priv = enif_priv_data(env);
+    erh_instance *inst;
+    unsigned timeout_ms;
+    if (!enif_get_resource(env, argv[0], priv->instance_type, (void **)&inst) ||
+        !enif_get_uint(env, argv[1], &timeout_ms))
+        return enif_make_badarg(env);
+    stop_instance(inst, timeout_ms);
+    return priv->atoms.ok;
+}
+
+/* ---- submit ---- */
+
+static bool get_bytes(ErlNifEnv *env, ERL_NIF_TERM term, erh_bytes *out)
+{
+    ErlNifBinary bin;
+    if (!enif_inspect_binary(env, term, &bin))
+        return false;
+    *out = (erh_bytes){(const char *)bin.data, bin.size};
+    return true;
+}
+
+/* A binary, or the atom undefined for an absent value. */
+static bool get_optional_bytes(ErlNifEnv *env, const erh_atoms *atoms, ERL_NIF_TERM term, erh_bytes *out)
+{
+    if (enif_is_identical(term, atoms->undefined)) {
+        *out = (erh_bytes){0};
+        return true;
+    }
+    return get_bytes(env, term, out);
+}
+
+static bool get_bool(const erh_atoms *atoms, ERL_NIF_TERM term, bool *out)
+{
+    *out = enif_is_identical(term, atoms->true_);
+    return *out || enif_is_identical(term, atoms->false_);
+}
+
+static bool get_i64(ErlNifEnv *env, ERL_NIF_TERM term, int64_t *out)
+{
+    ErlNifSInt64 value;
+    if (!enif_get_int64(env, term, &value))
+        return false;
+    *out = value;
+    return true;
+}
+
+static bool get_i32(ErlNifEnv *env, ERL_NIF_TERM term, int32_t *out)
+{
+    int value;
+    if (!enif_get_int(env, term, &value))
+        return false;
+    *out = value;
+    return true;
+}
+
+/* EMQX gives peer addresses as inet tuples: {A,B,C,D} or eight 16-bit groups. A binary is taken
+ * as already written out; undefined stays absent. */
+static bool get_ip(ErlNifEnv *env, const erh_atoms *atoms, ERL_NIF_TERM term, char text[INET6_ADDRSTRLEN],
+                   erh_bytes *out)
+{
+    const ERL_NIF_TERM *parts;
+    int arity;
+    if (!enif_get_tuple(env, term, &arity, &parts))
+        return get_optional_bytes(env, atoms, term, out);
+    unsigned char addr[16];
+    int width = arity == 4 ? 1 : arity == 8 ? 2 : 0;
+    if (!width)
+        return false;
+    for (int i = 0; i < arity; i++) {
+        unsigned part;
+        if (!enif_get_uint(env, parts[i], &part) || part >= (width == 1 ? 256u : 65536u))
+            return false;
+        if (width == 2)
+            addr[2 * i] = (unsigned char)(part >> 8);
+        addr[width * i + width - 1] = (unsigned char)part;
+    }
+    if (!inet_ntop(width == 1 ? AF_INET : AF_INET6, addr, text, INET6_ADDRSTRLEN))
+        return false;
+    *out = (erh_bytes){text, strlen(text)};
+    return true;
+}
+
+/* Scratch space for the text the glue makes itself before the event copies it. */
+typedef struct submit_text {
+    char ip[INET6_ADDRSTRLEN];
+    char conn_id[512];
+    char msg_id[129];
+} submit_text;
+
+/* conn_id names one connection: node, channel process and connect time. */
+static erh_bytes make_conn_id(const erh_instance *inst, erh_bytes pid, int64_t connected_at, submit_text *text)
+{
+    int len = snprintf(text->conn_id, sizeof text->conn_id, "%s/%.*s/%lld", inst->config.node,
+                       (int)(pid.len < 64 ? pid.len : 64), pid.data, (long long)connected_at);
+    return (erh_bytes){text->conn_id, len < (int)sizeof text->conn_id ? (size_t)len : sizeof text->conn_id - 1};
+}
+
+/* {connected, ClientId, Username, PeerHost, PeerPort, Keepalive, ProtoName, ProtoVer, CleanStart,
+ *  ConnectedAt, Pid} */
+static bool decode_connected(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,
+                             const ERL_NIF_TERM *t, int arity, submit_text *text, erh_event *ev)
+{
+    erh_bytes *f = ev->field, pid;
+    if (arity != 11 || !get_bytes(env, t[1], &f[ERH_F_CLIENTID]) ||
+        !get_optional_bytes(env, atoms, t[2], &f[ERH_F_USERNAME]) ||
+        !get_ip(env, atoms, t[3], text->ip, &f[ERH_F_IPADDRESS]) || !get_i32(env, t[4], &ev->peerport) ||
+        !get_i32(env, t[5], &ev->keepalive) || !get_optional_bytes(env, atoms, t[6], &f[ERH_F_PROTO_NAME]) ||
+        !get_i32(env, t[7], &ev->proto_ver) || !get_bool(atoms, t[8], &ev->clean_start) ||
+        !get_i64(env, t[9], &ev->connected_at) || !get_bytes(env, t[10], &pid))
+        return false;
+    f[ERH_F_CONN_ID] = make_conn_id(inst, pid, ev->connected_at, text);
+    ev->timestamp = ev->connected_at;
+    return true;
+}
+
+/* {disconnected, ClientId, Username, PeerHost, Reason, ConnectedAt, DisconnectedAt, Pid} */
+static bool decode_disconnected(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,
+                                const ERL_NIF_TERM *t, int arity, submit_text *text, erh_event *ev)
+{
+    erh_bytes *f = ev->field, pid;
+    if (arity != 8 || !get_bytes(env, t[1], &f[ERH_F_CLIENTID]) ||
+        !get_optional_bytes(env, atoms, t[2], &f[ERH_F_USERNAME]) ||
+        !get_ip(env, atoms, t[3], text->ip, &f[ERH_F_IPADDRESS]) || !get_bytes(env, t[4], &f[ERH_F_REASON]) ||
+        !get_i64(env, t[5], &ev->connected_at) || !get_i64(env, t[6], &ev->disconnected_at) ||
+        !get_bytes(env, t[7], &pid))
+        return false;
+    f[ERH_F_CONN_ID] = make_conn_id(inst, pid, ev->connected_at, text);
+    ev->timestamp = ev->disconnected_at;
+    return true;
+}
+
+static erh_bytes hex(erh_bytes raw, char *out, size_t cap)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t n = raw.len < (cap - 1) / 2 ? raw.len : (cap - 1) / 2;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[(unsigned char)raw.data[i] >> 4];
+        out[2 * i + 1] = digits[(unsigned char)raw.data[i] & 15];
+    }
+    out[2 * n] = '\0';
+    return (erh_bytes){out, 2 * n};
+}
+
+/* {publish, MsgId, From, Username, Topic, Payload, Qos, Retain, Timestamp} */
+static bool decode_publish(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,
+                           const ERL_NIF_TERM *t, int arity, submit_text *text, erh_event *ev)
+{
+    (void)inst;
+    erh_bytes *f = ev->field, raw_id;
+    if (arity != 9 || !get_bytes(env, t[1], &raw_id) || !get_optional_bytes(env, atoms, t[2], &f[ERH_F_CLIENTID]) ||
+        !get_optional_bytes(env, atoms, t[3], &f[ERH_F_USERNAME]) || !get_bytes(env, t[4], &f[ERH_F_TOPIC]) ||
+        !get_bytes(env, t[5], &f[ERH_F_PAYLOAD]) || !get_i32(env, t[6], &ev->qos) ||
+        !get_bool(atoms, t[7], &ev->retain) || !get_i64(env, t[8], &ev->timestamp))
+        return false;
+    f[ERH_F_MSG_ID] = hex(raw_id, text->msg_id, sizeof text->msg_id);
+    return true;
+}
+
+static int event_type(const erh_atoms *atoms, ERL_NIF_TERM tag)
+{
+    if (enif_is_identical(tag, atoms->publish))
+        return ERH_EV_PUBLISH;
+    if (enif_is_identical(tag, atoms->connected))
+        return ERH_EV_CONNECTED;
+    if (enif_is_identical(tag, atoms->disconnected))
+        return ERH_EV_DISCONNECTED;
+    return -1;
+}
+
+/* FNV-1a: one client's events always reach the same publisher, so they leave in order. */
+static unsigned pick_publisher(const erh_instance *inst, erh_bytes clientid)
+{
+    uint32_t hash = 2166136261u;
+    for (size_t i = 0; i < clientid.len; i++)
+        hash = (hash ^ (unsigned char)clientid.data[i]) * 16777619u;
+    return hash % inst->n_publishers;
+}
+
+static ERL_NIF_TERM enqueue(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, erh_event *event)
+{
+    atomic_fetch_add(&inst->submitting, 1);
+    ERL_NIF_TERM result = atoms->ok;
+    if (atomic_load(&inst->closing)) {
+        result = error_tuple(env, atoms, atoms->closed);
+    } else {
+        event->seq = atomic_fetch_add_explicit(&inst->last_seq, 1, memory_order_relaxed) + 1;
+        erh_publisher *publisher = &inst->publishers[pick_publisher(inst, event->field[ERH_F_CLIENTID])];
+        if (erh_queue_push(&publisher->queue, event) == ERH_OK) {
+            event = NULL;
+            erh_stats_add(&inst->stats, ERH_C_QUEUED, 1);
+        } else {
+            erh_stats_add(&inst->stats, ERH_C_DROPPED, 1);
+            result = error_tuple(env, atoms, atoms->overloaded);
+        }
+    }
+    atomic_fetch_sub(&inst->submitting, 1);
+    erh_event_free(event);
+    return result;
+}
+
+typedef bool (*decoder)(ErlNifEnv *, const erh_atoms *, const erh_instance *, const ERL_NIF_TERM *, int,
+                        submit_text *, erh_event *);
+
+static bool filtered_out(const erh_instance *inst, const erh_event *ev)
+{
+    return !inst->config.event_enabled[ev->type] ||
+           (ev->type == ERH_EV_PUBLISH &&
+            !erh_filter_set_match(&inst->config.publish_topics, ev->field[ERH_F_TOPIC].data, ev->field[ERH_F_TOPIC].len));
+}
+
+/* submit(Handle, Event) -> ok | {error, overloaded | closed | enomem}; badarg for a malformed event. */
+static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    static const decoder decoders[ERH_EV__COUNT] = {
+        [ERH_EV_CONNECTED] = decode_connected,
+        [ERH_EV_DISCONNECTED] = decode_disconnected,
+        [ERH_EV_PUBLISH] = decode_publish,
+    };
+    const erh_priv *priv = enif_priv_data(env);
+    const erh_atoms *atoms = &priv->atoms;
+    erh_instance *inst;
+    const ERL_NIF_TERM *t;
+    int arity;
+    if (!enif_get_resource(env, argv[0], priv->instance_type, (void **)&inst) ||
+        !enif_get_tuple(env, argv[1], &arity, &t) || arity < 1)
+        return enif_make_badarg(env);
+    int type = event_type(atoms, t[0]);
+    submit_text text;
+    erh_event proto = {.type = type};
+    if (type < 0 || !decoders[type](env, atoms, inst, t, arity, &text, &proto))
+        return enif_make_badarg(env);
+    erh_stats_add(&inst->stats, ERH_C_RECEIVED, 1);
+    if (filtered_out(inst, &proto)) {
+        erh_stats_add(&inst->stats, ERH_C_FILTERED, 1);
+        return atoms->ok;
+    }
+    erh_event *event = erh_event_new(&proto);
+    if (!event) {
+        erh_stats_add(&inst->stats, ERH_C_DROPPED, 1);
+        return error_tuple(env, atoms, atoms->enomem);
+    }
+    return enqueue(env, atoms, inst, event);
+}
+
+/* ---- stats ---- */
+
+static ERL_NIF_TERM connection_info(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,
+                                    erh_publisher *p)
+{
+    int state = atomic_load(&p->link_state);
+    ERL_NIF_TERM state_atom = state == ERH_LINK_CONNECTED ? atoms->connected
+                              : state == ERH_LINK_STOPPED ? atoms->stopped
+                                                          : atoms->connecting;
+    char text[300];
+    size_t len = erh_server_format(&inst->config.servers[atomic_load(&p->current_server)], text, sizeof text);
+    ERL_NIF_TERM server_bin;
+    memcpy(enif_make_new_binary(env, len, &server_bin), text, len);
+    ERL_NIF_TERM keys[] = {atoms->state, atoms->server, atoms->queue_depth};
+    ERL_NIF_TERM values[] = {state_atom, server_bin, enif_make_uint64(env, erh_publisher_depth(p))};
+    ERL_NIF_TERM map;
+    enif_make_map_from_arrays(env, keys, values, 3, &map);
+    return map;
+}
+
+/* stats(Handle) -> #{received => N, ..., queue_depth => N, seq => N, connections => [#{...}]} */
+static ERL_NIF_TERM nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    const erh_priv *priv = enif_priv_data(env);
+    const erh_atoms *atoms = &priv->atoms;
+    erh_instance *inst;
+    if (!enif_get_resource(env, argv[0], priv->instance_type, (void **)&inst))
+        return enif_make_badarg(env);
+    ERL_NIF_TERM keys[ERH_C__COUNT + 3], values[ERH_C__COUNT + 3];
+    for (int c = 0; c < ERH_C__COUNT; c++) {
+        keys[c] = priv->counter_atoms[c];
+        values[c] = enif_make_uint64(env, erh_stats_get(&inst->stats, c));
+    }
+    uint64_t depth = 0;
+    ERL_NIF_TERM connections = enif_make_list(env, 0);
+    for (unsigned i = inst->n_publishers; i-- > 0;) {
+        depth += erh_publisher_depth(&inst->publishers[i]);
+        connections = enif_make_list_cell(env, connection_info(env, atoms, inst, &inst->publishers[i]), connections);
+    }
+    keys[ERH_C__COUNT] = atoms->queue_depth;
+    values[ERH_C__COUNT] = enif_make_uint64(env, depth);
+    keys[ERH_C__COUNT + 1] = atoms->seq;
+    values[ERH_C__COUNT + 1] = enif_make_uint64(env, atomic_load(&inst->last_seq));
+    keys[ERH_C__COUNT + 2] = atoms->connections;
+    values[ERH_C__COUNT + 2] = connections;
+    ERL_NIF_TERM map;
+    enif_make_map_from_arrays(env, keys, values, ERH_C__COUNT + 3, &map);
+    return map;
+}
+
+/* ---- loading ---- */
+
+static int open_library(ErlNifEnv *env, void **priv_data)
+{
+    erh_priv *priv = enif_alloc(sizeof *priv);
+    if (!priv)
+        return 1;
+    erh_atoms_make(env, &priv->atoms);
+    for (int c = 0; c < ERH_C__COUNT; c++)
+        priv->counter_atoms[c] = enif_make_atom(env, erh_counter_name(c));
+    priv->instance_type = enif_open_resource_type(env, NULL, "erh_instance", instance_dtor,
+                                                  ERL_NIF_RT_CREATE | ERL_NIF_RT_TAKEOVER, NULL);
+    if (!priv->instance_type) {
+        enif_free(priv);
+        return 1;
+    }
+    /* jansson seeds its hash function lazily, which races when threads encode at once. */
+    json_object_seed(0);
+    *priv_data = priv;
+    return 0;
+}
+
+static int load(ErlNifEnv *env, void **priv_data, ERL_NIF_TERM info)
+{
+    (void)info;
+    return open_library(env, priv_data);
+}
+
+/* Reloading the module while old code still holds the library: take over the resource type so
+ * handles made by the old code keep working and are destroyed by this code. */
+static int upgrade(ErlNifEnv *env, void **priv_data, void **old_priv_data, ERL_NIF_TERM info)
+{
+    (void)old_priv_data;
+    (void)info;
+    return open_library(env, priv_data);
+}
+
+static void unload(ErlNifEnv *env, void *priv_data)
+{
+    (void)env;
+    enif_free(priv_data);
+}
+
+static ErlNifFunc functions[] = {
+    {"start", 1, nif_start, 0},
+    {"submit", 2, nif_submit, 0},
+    {"stats", 1, nif_stats, 0},
+    {"stop", 2, nif_stop, ERL_NIF_DIRTY_JOB_IO_BOUND},
+};
+
+ERL_NIF_INIT(emqx_rabbitmq_hook_nif, functions, load, NULL, upgrade, unload)

@@ -1,0 +1,67 @@
+/* Every atom the glue uses, made once in load (X-macro: ATOM(c_name, "erlang_name")). */
+#ifndef ERH_NIF_ATOMS_H
+#define ERH_NIF_ATOMS_H
+
+#include <erl_nif.h>
+
+#define ERH_ATOMS(ATOM)                                                                                  \
+    ATOM(ok, "ok")                                                                                       \
+    ATOM(error, "error")                                                                                 \
+    ATOM(true_, "true")                                                                                  \
+    ATOM(false_, "false")                                                                                \
+    ATOM(undefined, "undefined")                                                                         \
+    ATOM(overloaded, "overloaded")                                                                       \
+    ATOM(closed, "closed")                                                                               \
+    ATOM(badarg, "badarg")                                                                               \
+    ATOM(enomem, "enomem")                                                                               \
+    ATOM(system_limit, "system_limit")                                                                   \
+    ATOM(filtered, "filtered")                                                                           \
+    ATOM(connected, "connected")                                                                         \
+    ATOM(disconnected, "disconnected")                                                                   \
+    ATOM(publish, "publish")                                                                             \
+    ATOM(connecting, "connecting")                                                                       \
+    ATOM(stopped, "stopped")                                                                             \
+    ATOM(state, "state")                                                                                 \
+    ATOM(server, "server")                                                                               \
+    ATOM(connections, "connections")                                                                     \
+    ATOM(queue_depth, "queue_depth")                                                                     \
+    ATOM(seq, "seq")                                                                                     \
+    ATOM(nif_tag, "emqx_rabbitmq_hook_nif")                                                              \
+    ATOM(connect_failed, "connect_failed")                                                               \
+    ATOM(returned, "returned")                                                                           \
+    ATOM(encode_failed, "encode_failed")                                                                 \
+    ATOM(auto_, "auto")                                                                                  \
+    ATOM(base64, "base64")                                                                               \
+    ATOM(client_connected, "client_connected")                                                           \
+    ATOM(client_disconnected, "client_disconnected")                                                     \
+    ATOM(message_publish, "message_publish")                                                             \
+    ATOM(node, "node")                                                                                   \
+    ATOM(servers, "servers")                                                                             \
+    ATOM(username, "username")                                                                           \
+    ATOM(password, "password")                                                                           \
+    ATOM(vhost, "vhost")                                                                                 \
+    ATOM(exchange, "exchange")                                                                           \
+    ATOM(exchange_type, "exchange_type")                                                                 \
+    ATOM(queues, "queues")                                                                               \
+    ATOM(queue_type, "queue_type")                                                                       \
+    ATOM(events, "events")                                                                               \
+    ATOM(publish_topics, "publish_topics")                                                               \
+    ATOM(payload_encoding, "payload_encoding")                                                           \
+    ATOM(routing_keys, "routing_keys")                                                                   \
+    ATOM(publishers, "publishers")                                                                       \
+    ATOM(confirm_window, "confirm_window")                                                               \
+    ATOM(buffer_events, "buffer_events")                                                                 \
+    ATOM(heartbeat, "heartbeat")                                                                         \
+    ATOM(reconnect_min_ms, "reconnect_min_ms")                                                           \
+    ATOM(reconnect_max_ms, "reconnect_max_ms")                                                           \
+    ATOM(connect_timeout_ms, "connect_timeout_ms")
+
+typedef struct erh_atoms {
+#define ERH_ATOM_FIELD(name, text) ERL_NIF_TERM name;
+    ERH_ATOMS(ERH_ATOM_FIELD)
+#undef ERH_ATOM_FIELD
+} erh_atoms;
+
+void erh_atoms_make(ErlNifEnv *env, erh_atoms *atoms);
+
+#endif

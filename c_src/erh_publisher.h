@@ -1,0 +1,85 @@
+/* A publisher thread: takes events from its queue, encodes them, publishes them on its own AMQP
+ * connection with confirms in a window, and reconnects (with backoff, server after server) when the
+ * connection fails. Events of one client always go to the same publisher, so they stay in order. */
+#ifndef ERH_PUBLISHER_H
+#define ERH_PUBLISHER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <erl_nif.h>
+
+#include "erh_amqp.h"
+#include "erh_config.h"
+#include "erh_queue.h"
+#include "erh_stats.h"
+
+/* Atoms of the messages a publisher sends to the owner process; made once in the NIF's load. */
+typedef struct erh_publisher_atoms {
+    ERL_NIF_TERM tag; /* emqx_rabbitmq_hook_nif */
+    ERL_NIF_TERM connected;
+    ERL_NIF_TERM connect_failed;
+    ERL_NIF_TERM disconnected;
+    ERL_NIF_TERM returned;
+    ERL_NIF_TERM encode_failed;
+} erh_publisher_atoms;
+
+/* What the publishers of one instance share. Read-only while they run, but for the atomics. */
+typedef struct erh_shared {
+    const erh_config *config;
+    erh_stats *stats;
+    erh_publisher_atoms atoms; /* a copy: atoms are global, the library's private data may not be */
+    ErlNifPid owner;        /* receives {emqx_rabbitmq_hook_nif, Index, Info} */
+    uint64_t boot_id;       /* random per start: makes message ids unique across restarts */
+    atomic_bool stopping;   /* drain what is left, then exit */
+    _Atomic int64_t stop_deadline_ms; /* monotonic: give up draining at this time */
+} erh_shared;
+
+typedef enum erh_link_state {
+    ERH_LINK_CONNECTING = 0,
+    ERH_LINK_CONNECTED = 1,
+    ERH_LINK_STOPPED = 2,
+} erh_link_state;
+
+typedef struct erh_publisher {
+    erh_shared *shared;
+    unsigned index;
+    erh_queue queue;
+    ErlNifTid tid;
+    bool thread_started;
+
+    /* Owned by the publisher thread while it runs, by the glue after the join. */
+    erh_amqp amqp;
+    bool connected;
+    erh_event *ready_head; /* taken from the queue, not yet published; retries go in front */
+    erh_event *ready_tail;
+    erh_event *inflight_head; /* published, not confirmed; in delivery-tag order */
+    erh_event *inflight_tail;
+    size_t inflight_count;
+    erh_buf json;
+    ErlNifEnv *msg_env;
+    unsigned next_server;
+    unsigned backoff_ms;
+    unsigned rng;
+    bool ever_connected;
+
+    /* Read by stats/1 from other threads. */
+    _Atomic int link_state;
+    _Atomic unsigned current_server;
+    _Atomic size_t pending; /* in the ready list or the window */
+} erh_publisher;
+
+erh_status erh_publisher_init(erh_publisher *publisher, erh_shared *shared, unsigned index, size_t capacity);
+erh_status erh_publisher_start(erh_publisher *publisher);
+/* Wait for the thread to end (after shared->stopping is set); no-op when it never started. */
+void erh_publisher_join(erh_publisher *publisher);
+/* Free what is left; call only after the join. Safe on a half-built publisher. */
+void erh_publisher_destroy(erh_publisher *publisher);
+
+/* Events in this publisher's memory queue, retry list and window. */
+size_t erh_publisher_depth(erh_publisher *publisher);
+
+int64_t erh_monotonic_ms(void);
+
+#endif

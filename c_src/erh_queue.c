@@ -1,0 +1,112 @@
+#include "erh_queue.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+erh_status erh_queue_init(erh_queue *queue, size_t capacity)
+{
+    *queue = (erh_queue){.capacity = capacity, .wake_fd = -1};
+    if (pthread_mutex_init(&queue->lock, NULL) != 0)
+        return ERH_ERR_SYSTEM;
+    queue->lock_ready = true;
+    queue->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    return queue->wake_fd < 0 ? ERH_ERR_SYSTEM : ERH_OK;
+}
+
+void erh_queue_destroy(erh_queue *queue)
+{
+    erh_event *event = queue->head;
+    while (event) {
+        erh_event *next = event->next;
+        erh_event_free(event);
+        event = next;
+    }
+    if (queue->wake_fd >= 0)
+        close(queue->wake_fd);
+    if (queue->lock_ready)
+        pthread_mutex_destroy(&queue->lock);
+    *queue = (erh_queue){.wake_fd = -1};
+}
+
+erh_status erh_queue_push(erh_queue *queue, erh_event *event)
+{
+    bool wake = false;
+    event->next = NULL;
+    pthread_mutex_lock(&queue->lock);
+    if (queue->count >= queue->capacity) {
+        pthread_mutex_unlock(&queue->lock);
+        return ERH_ERR_FULL;
+    }
+    if (queue->tail)
+        queue->tail->next = event;
+    else
+        queue->head = event;
+    queue->tail = event;
+    queue->count++;
+    if (queue->consumer_asleep) {
+        queue->consumer_asleep = false;
+        wake = true;
+    }
+    pthread_mutex_unlock(&queue->lock);
+    if (wake)
+        erh_queue_wake(queue);
+    return ERH_OK;
+}
+
+erh_event *erh_queue_pop(erh_queue *queue, size_t max, size_t *taken)
+{
+    pthread_mutex_lock(&queue->lock);
+    erh_event *first = queue->head;
+    erh_event *last = NULL;
+    size_t n = 0;
+    for (erh_event *event = first; event && n < max; event = event->next) {
+        last = event;
+        n++;
+    }
+    if (last) {
+        queue->head = last->next;
+        if (!queue->head)
+            queue->tail = NULL;
+        last->next = NULL;
+        queue->count -= n;
+    } else {
+        first = NULL;
+    }
+    pthread_mutex_unlock(&queue->lock);
+    *taken = n;
+    return first;
+}
+
+bool erh_queue_prepare_sleep(erh_queue *queue)
+{
+    pthread_mutex_lock(&queue->lock);
+    bool empty = queue->count == 0;
+    queue->consumer_asleep = empty;
+    pthread_mutex_unlock(&queue->lock);
+    return empty;
+}
+
+void erh_queue_clear_wake(erh_queue *queue)
+{
+    uint64_t value;
+    while (read(queue->wake_fd, &value, sizeof value) < 0 && errno == EINTR)
+        ;
+}
+
+void erh_queue_wake(erh_queue *queue)
+{
+    uint64_t one = 1;
+    /* EAGAIN means the counter is already non-zero: the consumer will wake anyway. */
+    while (write(queue->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+}
+
+size_t erh_queue_count(erh_queue *queue)
+{
+    pthread_mutex_lock(&queue->lock);
+    size_t count = queue->count;
+    pthread_mutex_unlock(&queue->lock);
+    return count;
+}

@@ -1,0 +1,43 @@
+/* Counters shared by the glue (submit) and the publisher threads: lock-free, relaxed atomics,
+ * because each is a tally read as a whole only by stats/1. */
+#ifndef ERH_STATS_H
+#define ERH_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef enum erh_counter {
+    ERH_C_RECEIVED,    /* submit calls with a well-formed event */
+    ERH_C_FILTERED,    /* events skipped by configuration (event disabled, topic not matched) */
+    ERH_C_QUEUED,      /* events accepted into the memory queue */
+    ERH_C_DROPPED,     /* events refused because the memory queue was full */
+    ERH_C_PUBLISHED,   /* basic.publish calls, retries included */
+    ERH_C_CONFIRMED,   /* basic.ack received */
+    ERH_C_NACKED,      /* basic.nack received (the event is published again) */
+    ERH_C_RETURNED,    /* basic.return: no queue was bound for the routing key */
+    ERH_C_RETRIED,     /* events published again after a nack or a lost connection */
+    ERH_C_RECONNECTS,  /* successful connections after the first */
+    ERH_C_CONNECT_FAILURES,
+    ERH_C_ENCODE_ERRORS, /* events that could not be encoded (logged) */
+    ERH_C_UNDELIVERED,   /* events still unconfirmed when stop gave up waiting */
+    ERH_C__COUNT
+} erh_counter;
+
+typedef struct erh_stats {
+    _Atomic uint64_t counter[ERH_C__COUNT];
+} erh_stats;
+
+static inline void erh_stats_add(erh_stats *stats, erh_counter c, uint64_t n)
+{
+    atomic_fetch_add_explicit(&stats->counter[c], n, memory_order_relaxed);
+}
+
+static inline uint64_t erh_stats_get(const erh_stats *stats, erh_counter c)
+{
+    return atomic_load_explicit(&stats->counter[c], memory_order_relaxed);
+}
+
+/* The key under which stats/1 reports a counter, e.g. "received". */
+const char *erh_counter_name(erh_counter c);
+
+#endif

@@ -1,0 +1,208 @@
+%% The EMQX hook callbacks. Each turns EMQX's terms into one flat tuple and hands it to the NIF:
+%% no I/O, no waiting, never a crash. What cannot be read is counted as malformed; what the NIF
+%% cannot take (queue full) is counted there; both are logged at most every few seconds.
+-module(emqx_rabbitmq_hook).
+
+-emqx_plugin(?MODULE).
+
+-export([load/1, unload/0, stats/0]).
+-export([on_client_connected/3, on_client_disconnected/4, on_message_publish/2]).
+-export([new_counters/0]).
+
+-include_lib("kernel/include/logger.hrl").
+
+-define(HOOKS_KEY, emqx_rabbitmq_hook_hooks).
+%% EMQX 5 hook priority: the same as EMQX's own data bridges.
+-define(PRIORITY, 870).
+-define(LOG_EVERY_S, 10).
+
+%% counters index: events the hooks could not read; atomics index: last warning second
+-define(C_MALFORMED, 1).
+-define(C_OVERLOADED_LOGGED_AT, 2).
+-define(C_MALFORMED_LOGGED_AT, 3).
+
+%%--------------------------------------------------------------------
+%% Registration
+%%--------------------------------------------------------------------
+
+%% Register the callbacks of the enabled events with the running broker. Env is the plugin's
+%% application env; the callbacks do not need it (they find the NIF handle themselves).
+-spec load(list()) -> ok.
+load(Env) ->
+    {ok, #{events := Events}} = emqx_rabbitmq_hook_config:parse(Env),
+    Hooks = [Hook || Hook = {Event, _, _} <- hooks(), lists:member(Event, Events)],
+    Registered = case broker() of
+                     none ->
+                         ?LOG_NOTICE("emqx_rabbitmq_hook: EMQX is not running in this node; "
+                                     "no hooks registered (the callbacks can be called directly)"),
+                         [];
+                     Broker ->
+                         [register_hook(Broker, Point, Fun) || {_, Point, Fun} <- Hooks]
+                 end,
+    persistent_term:put(?HOOKS_KEY, Registered),
+    ok.
+
+%% Remove exactly the hooks load/1 registered.
+-spec unload() -> ok.
+unload() ->
+    lists:foreach(fun unregister_hook/1, persistent_term:get(?HOOKS_KEY, [])),
+    persistent_term:erase(?HOOKS_KEY),
+    ok.
+
+hooks() ->
+    [{client_connected, 'client.connected', on_client_connected},
+     {client_disconnected, 'client.disconnected', on_client_disconnected},
+     {message_publish, 'message.publish', on_message_publish}].
+
+%% EMQX 5 registers with a priority through emqx_hooks:add/3; EMQX 4 through emqx:hook/2.
+broker() ->
+    case application:get_key(emqx, vsn) of
+        {ok, "5" ++ _} -> emqx5;
+        {ok, _} -> emqx4;
+        undefined -> none
+    end.
+
+register_hook(emqx5, Point, Fun) ->
+    ok = emqx_hooks:add(Point, {?MODULE, Fun, [[]]}, ?PRIORITY),
+    {emqx5, Point, Fun};
+register_hook(emqx4, Point, Fun) ->
+    ok = emqx:hook(Point, {?MODULE, Fun, [[]]}),
+    {emqx4, Point, Fun}.
+
+unregister_hook({emqx5, Point, Fun}) -> emqx_hooks:del(Point, {?MODULE, Fun});
+unregister_hook({emqx4, Point, Fun}) -> emqx:unhook(Point, {?MODULE, Fun}).
+
+%%--------------------------------------------------------------------
+%% Statistics
+%%--------------------------------------------------------------------
+
+-spec stats() -> map().
+stats() ->
+    case emqx_rabbitmq_hook_server:handle() of
+        {Handle, Counters} ->
+            (emqx_rabbitmq_hook_nif:stats(Handle))#{malformed => counters:get(Counters, ?C_MALFORMED),
+                                                   running => true};
+        undefined ->
+            #{running => false}
+    end.
+
+new_counters() ->
+    counters:new(3, [write_concurrency]).
+
+%%--------------------------------------------------------------------
+%% Callbacks
+%%--------------------------------------------------------------------
+
+on_client_connected(ClientInfo, ConnInfo, _Env) ->
+    submit(fun() ->
+                   {connected,
+                    clientid(ClientInfo, ConnInfo),
+                    username(ClientInfo, ConnInfo),
+                    peerhost(ClientInfo, ConnInfo),
+                    peerport(ConnInfo),
+                    maps:get(keepalive, ConnInfo, 0),
+                    text(maps:get(proto_name, ConnInfo, <<"MQTT">>)),
+                    maps:get(proto_ver, ConnInfo, 4),
+                    maps:get(clean_start, ConnInfo, true),
+                    maps:get(connected_at, ConnInfo, now_ms()),
+                    conn_pid()}
+           end).
+
+on_client_disconnected(ClientInfo, Reason, ConnInfo, _Env) ->
+    submit(fun() ->
+                   {disconnected,
+                    clientid(ClientInfo, ConnInfo),
+                    username(ClientInfo, ConnInfo),
+                    peerhost(ClientInfo, ConnInfo),
+                    reason(Reason),
+                    maps:get(connected_at, ConnInfo, 0),
+                    maps:get(disconnected_at, ConnInfo, now_ms()),
+                    conn_pid()}
+           end).
+
+%% #message{id, qos, from, flags, headers, topic, payload, timestamp} in EMQX 4, with `extra`
+%% appended in EMQX 5: read by position so one build serves both.
+on_message_publish(Message, _Env) ->
+    submit(fun() ->
+                   message = element(1, Message),
+                   Flags = element(5, Message),
+                   Headers = element(6, Message),
+                   {publish,
+                    element(2, Message),
+                    optional_text(element(4, Message)),
+                    optional_text(maps:get(username, Headers, undefined)),
+                    element(7, Message),
+                    iolist_to_binary(element(8, Message)),
+                    element(3, Message),
+                    maps:get(retain, Flags, false),
+                    element(9, Message)}
+           end),
+    {ok, Message}.
+
+%% Build the event and submit it; never raise, never block.
+submit(Build) ->
+    case emqx_rabbitmq_hook_server:handle() of
+        undefined ->
+            ok;
+        {Handle, Counters} ->
+            try emqx_rabbitmq_hook_nif:submit(Handle, Build()) of
+                ok -> ok;
+                {error, closed} -> ok;
+                {error, Why} -> warn(Counters, ?C_OVERLOADED_LOGGED_AT, Why)
+            catch
+                _:_ ->
+                    counters:add(Counters, ?C_MALFORMED, 1),
+                    warn(Counters, ?C_MALFORMED_LOGGED_AT, malformed)
+            end
+    end.
+
+warn(Counters, Slot, Why) ->
+    Now = erlang:monotonic_time(second),
+    case Now - counters:get(Counters, Slot) >= ?LOG_EVERY_S of
+        true ->
+            counters:put(Counters, Slot, Now),
+            ?LOG_WARNING("emqx_rabbitmq_hook: event not accepted (~p); see emqx_rabbitmq_hook:stats() "
+                         "for how many (dropped, malformed)", [Why]);
+        false ->
+            ok
+    end.
+
+%%--------------------------------------------------------------------
+%% Reading EMQX terms
+%%--------------------------------------------------------------------
+
+%% EMQX client ids are binaries; anything else is a malformed event (the caller counts it).
+clientid(ClientInfo, ConnInfo) ->
+    case maps:get(clientid, ClientInfo, maps:get(clientid, ConnInfo, undefined)) of
+        ClientId when is_binary(ClientId) -> ClientId
+    end.
+
+username(ClientInfo, ConnInfo) ->
+    optional_text(maps:get(username, ClientInfo, maps:get(username, ConnInfo, undefined))).
+
+peerhost(#{peerhost := Host}, _ConnInfo) -> Host;
+peerhost(_ClientInfo, #{peername := {Host, _}}) -> Host;
+peerhost(_ClientInfo, _ConnInfo) -> undefined.
+
+peerport(#{peername := {_, Port}}) -> Port;
+peerport(_ConnInfo) -> 0.
+
+%% The channel process: the hooks run in it, so it names the connection on this node.
+conn_pid() ->
+    list_to_binary(pid_to_list(self())).
+
+now_ms() ->
+    erlang:system_time(millisecond).
+
+%% Reasons are atoms, {shutdown, Atom} or any term: a short, readable string for each.
+reason(Reason) when is_atom(Reason) -> atom_to_binary(Reason, utf8);
+reason({shutdown, Reason}) when is_atom(Reason) -> atom_to_binary(Reason, utf8);
+reason(Reason) when is_binary(Reason) -> Reason;
+reason(Reason) -> unicode:characters_to_binary(io_lib:format("~0P", [Reason, 6])).
+
+text(Bin) when is_binary(Bin) -> Bin;
+text(Atom) when is_atom(Atom) -> atom_to_binary(Atom, utf8);
+text(List) when is_list(List) -> unicode:characters_to_binary(List).
+
+optional_text(undefined) -> undefined;
+optional_text(Value) -> text(Value).

@@ -1,0 +1,31 @@
+%% The NIF boundary (DESIGN §2). Every function is replaced when the library loads.
+-module(emqx_rabbitmq_hook_nif).
+
+-export([start/1, submit/2, stats/1, stop/2]).
+
+-on_load(init/0).
+
+init() ->
+    erlang:load_nif(filename:join(priv_dir(), "emqx_rabbitmq_hook_nif"), 0).
+
+%% The plugin's priv dir; when the code is not laid out as an OTP application (a bare ebin on the
+%% code path), the priv dir beside that ebin.
+priv_dir() ->
+    case code:priv_dir(emqx_rabbitmq_hook) of
+        {error, bad_name} ->
+            filename:join(filename:dirname(filename:dirname(code:which(?MODULE))), "priv");
+        Dir ->
+            Dir
+    end.
+
+-spec start(map()) -> {ok, reference()} | {error, {atom(), term()}}.
+start(_Config) -> erlang:nif_error(not_loaded).
+
+-spec submit(reference(), tuple()) -> ok | {error, overloaded | closed | enomem}.
+submit(_Handle, _Event) -> erlang:nif_error(not_loaded).
+
+-spec stats(reference()) -> map().
+stats(_Handle) -> erlang:nif_error(not_loaded).
+
+-spec stop(reference(), non_neg_integer()) -> ok.
+stop(_Handle, _TimeoutMs) -> erlang:nif_error(not_loaded).

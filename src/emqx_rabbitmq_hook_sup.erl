@@ -1,0 +1,17 @@
+-module(emqx_rabbitmq_hook_sup).
+
+-behaviour(supervisor).
+
+-export([start_link/1, init/1]).
+
+start_link(Config) ->
+    supervisor:start_link({local, ?MODULE}, ?MODULE, Config).
+
+init(Config = #{drain_timeout_ms := DrainMs}) ->
+    Server = #{id => emqx_rabbitmq_hook_server,
+               start => {emqx_rabbitmq_hook_server, start_link, [Config]},
+               restart => permanent,
+               %% The server drains the NIF when it stops: give it that long, and a margin.
+               shutdown => DrainMs + 5000,
+               type => worker},
+    {ok, {#{strategy => one_for_one, intensity => 5, period => 60}, [Server]}}.

@@ -1,0 +1,423 @@
+#include <check.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "erh_base64.h"
+#include "erh_json.h"
+
+#define BYTES(literal) ((erh_bytes){literal, sizeof literal - 1})
+#define NODE "emqx@10.0.0.1"
+
+static const erh_json_options options = {.node = NODE};
+
+static erh_event connected(void)
+{
+    erh_event event = {.type = ERH_EV_CONNECTED, .seq = 41, .connected_at = 1700000000123, .timestamp = 1700000000123,
+                       .peerport = 52011, .keepalive = 60, .proto_ver = 5, .clean_start = true};
+    event.field[ERH_F_CLIENTID] = BYTES("dev-1");
+    event.field[ERH_F_USERNAME] = BYTES("alice");
+    event.field[ERH_F_IPADDRESS] = BYTES("192.168.1.20");
+    event.field[ERH_F_PROTO_NAME] = BYTES("MQTT");
+    event.field[ERH_F_CONN_ID] = BYTES("emqx@10.0.0.1/<0.1234.0>/1700000000123");
+    return event;
+}
+
+static erh_event disconnected(void)
+{
+    erh_event event = {.type = ERH_EV_DISCONNECTED, .seq = 42, .connected_at = 1700000000123,
+                       .disconnected_at = 1700000009999, .timestamp = 1700000009999};
+    event.field[ERH_F_CLIENTID] = BYTES("dev-1");
+    event.field[ERH_F_USERNAME] = BYTES("alice");
+    event.field[ERH_F_IPADDRESS] = BYTES("192.168.1.20");
+    event.field[ERH_F_REASON] = BYTES("keepalive_timeout");
+    event.field[ERH_F_CONN_ID] = BYTES("emqx@10.0.0.1/<0.1234.0>/1700000000123");
+    return event;
+}
+
+static erh_event publish(erh_bytes payload)
+{
+    erh_event event = {.type = ERH_EV_PUBLISH, .seq = 43, .timestamp = 1700000005555, .qos = 1, .retain = true};
+    event.field[ERH_F_CLIENTID] = BYTES("dev-1");
+    event.field[ERH_F_USERNAME] = BYTES("alice");
+    event.field[ERH_F_MSG_ID] = BYTES("0005f8a1b2c3d4e5f60718293a4b5c6d");
+    event.field[ERH_F_TOPIC] = BYTES("sensors/k1/temp");
+    event.field[ERH_F_PAYLOAD] = payload;
+    return event;
+}
+
+/* Encode, check the text is compact with no trailing newline, and decode it back. */
+static json_t *round_trip(const erh_event *event, const erh_json_options *opts, erh_buf *out)
+{
+    ck_assert_int_eq(erh_json_encode(event, opts, out), ERH_OK);
+    ck_assert_uint_gt(out->len, 2);
+    ck_assert(out->data[0] == '{' && out->data[out->len - 1] == '}');
+    ck_assert_ptr_null(memchr(out->data, '\n', out->len));
+    json_error_t error;
+    json_t *object = json_loadb(out->data, out->len, JSON_ALLOW_NUL, &error);
+    ck_assert_msg(object != NULL, "not JSON: %s", error.text);
+    ck_assert(json_is_object(object));
+    return object;
+}
+
+static void assert_keys(const json_t *object, const char *const *keys, size_t count)
+{
+    ck_assert_uint_eq(json_object_size(object), count);
+    size_t i = 0;
+    for (void *it = json_object_iter((json_t *)object); it; it = json_object_iter_next((json_t *)object, it), i++)
+        ck_assert_str_eq(json_object_iter_key(it), keys[i]);
+}
+
+static void assert_bytes(const json_t *object, const char *key, const char *data, size_t len)
+{
+    const json_t *value = json_object_get(object, key);
+    ck_assert_msg(json_is_string(value), "%s is not a string", key);
+    ck_assert_uint_eq(json_string_length(value), len);
+    ck_assert_msg(memcmp(json_string_value(value), data, len) == 0, "%s differs", key);
+}
+
+static void assert_str(const json_t *object, const char *key, const char *expected)
+{
+    assert_bytes(object, key, expected, strlen(expected));
+}
+
+static void assert_int(const json_t *object, const char *key, json_int_t expected)
+{
+    const json_t *value = json_object_get(object, key);
+    ck_assert_msg(json_is_integer(value), "%s is not an integer", key);
+    ck_assert_int_eq(json_integer_value(value), expected);
+}
+
+static void assert_bool(const json_t *object, const char *key, bool expected)
+{
+    const json_t *value = json_object_get(object, key);
+    ck_assert_msg(json_is_boolean(value), "%s is not a boolean", key);
+    ck_assert(json_is_true(value) == expected);
+}
+
+static void assert_null(const json_t *object, const char *key)
+{
+    ck_assert_msg(json_is_null(json_object_get(object, key)), "%s is not null", key);
+}
+
+START_TEST(connected_has_every_field_in_order)
+{
+    static const char *const keys[] = {"action", "node", "clientid", "username", "ipaddress", "peerport",
+                                       "keepalive", "proto_name", "proto_ver", "clean_start", "connected_at",
+                                       "conn_id", "seq"};
+    erh_buf out = {0};
+    erh_event event = connected();
+    json_t *object = round_trip(&event, &options, &out);
+    assert_keys(object, keys, sizeof keys / sizeof keys[0]);
+    assert_str(object, "action", "client_connected");
+    assert_str(object, "node", NODE);
+    assert_str(object, "clientid", "dev-1");
+    assert_str(object, "username", "alice");
+    assert_str(object, "ipaddress", "192.168.1.20");
+    assert_int(object, "peerport", 52011);
+    assert_int(object, "keepalive", 60);
+    assert_str(object, "proto_name", "MQTT");
+    assert_int(object, "proto_ver", 5);
+    assert_bool(object, "clean_start", true);
+    assert_int(object, "connected_at", 1700000000123);
+    assert_str(object, "conn_id", "emqx@10.0.0.1/<0.1234.0>/1700000000123");
+    assert_int(object, "seq", 41);
+    static const char compact_start[] = "{\"action\":\"client_connected\",\"node\":";
+    ck_assert(strncmp(out.data, compact_start, sizeof compact_start - 1) == 0);
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+START_TEST(disconnected_has_every_field_in_order)
+{
+    static const char *const keys[] = {"action", "node", "clientid", "username", "ipaddress", "reason",
+                                       "connected_at", "disconnected_at", "conn_id", "seq"};
+    erh_buf out = {0};
+    erh_event event = disconnected();
+    json_t *object = round_trip(&event, &options, &out);
+    assert_keys(object, keys, sizeof keys / sizeof keys[0]);
+    assert_str(object, "action", "client_disconnected");
+    assert_str(object, "node", NODE);
+    assert_str(object, "clientid", "dev-1");
+    assert_str(object, "username", "alice");
+    assert_str(object, "ipaddress", "192.168.1.20");
+    assert_str(object, "reason", "keepalive_timeout");
+    assert_int(object, "connected_at", 1700000000123);
+    assert_int(object, "disconnected_at", 1700000009999);
+    assert_str(object, "conn_id", "emqx@10.0.0.1/<0.1234.0>/1700000000123");
+    assert_int(object, "seq", 42);
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+START_TEST(publish_has_every_field_in_order)
+{
+    static const char *const keys[] = {"action", "node", "id", "from_client_id", "from_username", "topic", "qos",
+                                       "retain", "payload", "payload_encoding", "ts", "seq"};
+    erh_buf out = {0};
+    erh_event event = publish(BYTES("{\"t\": 21.5, \"unit\": \"\xC2\xB0" "C\"}"));
+    json_t *object = round_trip(&event, &options, &out);
+    assert_keys(object, keys, sizeof keys / sizeof keys[0]);
+    assert_str(object, "action", "message_publish");
+    assert_str(object, "node", NODE);
+    assert_str(object, "id", "0005f8a1b2c3d4e5f60718293a4b5c6d");
+    assert_str(object, "from_client_id", "dev-1");
+    assert_str(object, "from_username", "alice");
+    assert_str(object, "topic", "sensors/k1/temp");
+    assert_int(object, "qos", 1);
+    assert_bool(object, "retain", true);
+    assert_str(object, "payload", "{\"t\": 21.5, \"unit\": \"\xC2\xB0" "C\"}");
+    assert_str(object, "payload_encoding", "plain");
+    assert_int(object, "ts", 1700000005555);
+    assert_int(object, "seq", 43);
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+START_TEST(absent_username_is_null)
+{
+    erh_buf out = {0};
+    erh_event events[] = {connected(), disconnected(), publish(BYTES("x"))};
+    const char *keys[] = {"username", "username", "from_username"};
+    for (size_t i = 0; i < 3; i++) {
+        events[i].field[ERH_F_USERNAME] = (erh_bytes){NULL, 0};
+        json_t *object = round_trip(&events[i], &options, &out);
+        assert_null(object, keys[i]);
+        json_decref(object);
+    }
+    /* An empty username is a username: "" rather than null. */
+    events[0].field[ERH_F_USERNAME] = BYTES("");
+    json_t *object = round_trip(&events[0], &options, &out);
+    assert_str(object, "username", "");
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+START_TEST(other_absent_strings_are_null)
+{
+    erh_buf out = {0};
+    erh_event event = disconnected();
+    event.field[ERH_F_REASON] = (erh_bytes){NULL, 0};
+    event.field[ERH_F_IPADDRESS] = (erh_bytes){NULL, 0};
+    const erh_json_options no_node = {.node = NULL};
+    json_t *object = round_trip(&event, &no_node, &out);
+    assert_null(object, "reason");
+    assert_null(object, "ipaddress");
+    assert_null(object, "node");
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+static void assert_base64_payload(const json_t *object, const char *data, size_t len)
+{
+    erh_buf expected = {0};
+    ck_assert_int_eq(erh_base64_encode(data, len, &expected), ERH_OK);
+    assert_bytes(object, "payload", expected.data ? expected.data : "", expected.len);
+    assert_str(object, "payload_encoding", "base64");
+    erh_buf_free(&expected);
+}
+
+START_TEST(non_utf8_payload_is_base64)
+{
+    static const char binary[] = "\x00\x01\xFF\xFEjpeg\x80";
+    erh_buf out = {0};
+    erh_event event = publish((erh_bytes){binary, sizeof binary - 1});
+    json_t *object = round_trip(&event, &options, &out);
+    assert_base64_payload(object, binary, sizeof binary - 1);
+    assert_str(object, "payload", "AAH//mpwZWeA");
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+START_TEST(force_base64_encodes_every_payload)
+{
+    const erh_json_options forced = {.node = NODE, .force_base64 = true};
+    erh_buf out = {0};
+    erh_event event = publish(BYTES("hello"));
+    json_t *object = round_trip(&event, &forced, &out);
+    assert_str(object, "payload", "aGVsbG8=");
+    assert_str(object, "payload_encoding", "base64");
+    json_decref(object);
+
+    event.field[ERH_F_PAYLOAD] = BYTES("");
+    object = round_trip(&event, &forced, &out);
+    assert_base64_payload(object, "", 0);
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+START_TEST(empty_payload_is_plain)
+{
+    erh_buf out = {0};
+    erh_event event = publish(BYTES(""));
+    json_t *object = round_trip(&event, &options, &out);
+    assert_str(object, "payload", "");
+    assert_str(object, "payload_encoding", "plain");
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+START_TEST(nul_bytes_inside_strings_survive)
+{
+    erh_buf out = {0};
+    erh_event event = publish(BYTES("a\0b"));
+    event.field[ERH_F_CLIENTID] = BYTES("dev\0one");
+    event.field[ERH_F_TOPIC] = BYTES("t/\0");
+    json_t *object = round_trip(&event, &options, &out);
+    assert_bytes(object, "from_client_id", "dev\0one", 7);
+    assert_bytes(object, "topic", "t/\0", 3);
+    assert_bytes(object, "payload", "a\0b", 3);
+    assert_str(object, "payload_encoding", "plain");
+    ck_assert_ptr_null(memchr(out.data, '\0', out.len));
+    ck_assert_ptr_nonnull(memmem(out.data, out.len, "\"dev\\u0000one\"", 14));
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+START_TEST(invalid_utf8_strings_are_sanitized)
+{
+    erh_buf out = {0};
+    erh_event event = connected();
+    event.field[ERH_F_CLIENTID] = BYTES("dev\xFF-\xC3");
+    event.field[ERH_F_USERNAME] = BYTES("\xED\xA0\x80" "bob");
+    event.field[ERH_F_REASON] = BYTES("unused by connected");
+    json_t *object = round_trip(&event, &options, &out);
+    assert_str(object, "clientid", "dev\xEF\xBF\xBD-\xEF\xBF\xBD");
+    assert_str(object, "username", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "bob");
+    assert_str(object, "ipaddress", "192.168.1.20"); /* neighbours untouched */
+    json_decref(object);
+
+    erh_event message = publish(BYTES("\x80"));
+    message.field[ERH_F_TOPIC] = BYTES("a/\xC0\xAF");
+    object = round_trip(&message, &options, &out);
+    assert_str(object, "topic", "a/\xEF\xBF\xBD\xEF\xBF\xBD");
+    assert_str(object, "payload", "gA==");
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+START_TEST(large_payload_round_trips)
+{
+    const size_t size = 1 << 20;
+    char *payload = malloc(size);
+    ck_assert_ptr_nonnull(payload);
+    for (size_t i = 0; i < size; i++)
+        payload[i] = (char)(' ' + i % 95);
+    erh_buf out = {0};
+    erh_event event = publish((erh_bytes){payload, size});
+    json_t *object = round_trip(&event, &options, &out);
+    assert_bytes(object, "payload", payload, size);
+    assert_str(object, "payload_encoding", "plain");
+    json_decref(object);
+
+    payload[size / 2] = (char)0xFF;
+    object = round_trip(&event, &options, &out);
+    assert_base64_payload(object, payload, size);
+    json_decref(object);
+    erh_buf_free(&out);
+    free(payload);
+}
+END_TEST
+
+START_TEST(output_is_replaced_not_appended)
+{
+    erh_buf out = {0};
+    ck_assert_int_eq(erh_buf_append(&out, "stale", 5), ERH_OK);
+    erh_event event = publish(BYTES("a much longer payload than the next one"));
+    json_t *object = round_trip(&event, &options, &out);
+    json_decref(object);
+    size_t first_len = out.len;
+    event.field[ERH_F_PAYLOAD] = BYTES("short");
+    object = round_trip(&event, &options, &out);
+    ck_assert_uint_lt(out.len, first_len);
+    assert_str(object, "payload", "short");
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+START_TEST(unknown_event_type_is_refused)
+{
+    erh_buf out = {0};
+    erh_event event = connected();
+    event.type = ERH_EV__COUNT;
+    ck_assert_int_eq(erh_json_encode(&event, &options, &out), ERH_ERR_BADARG);
+    ck_assert_uint_eq(out.len, 0);
+    erh_buf_free(&out);
+}
+END_TEST
+
+/* jansson lets us swap its allocator: fail its n-th allocation and check every step cleans up. */
+static long allocations_left;
+
+static void *failing_malloc(size_t size)
+{
+    return allocations_left-- > 0 ? malloc(size) : NULL;
+}
+
+START_TEST(survives_each_jansson_allocation_failing)
+{
+    erh_event events[] = {connected(), disconnected(), publish(BYTES("\xFF binary"))};
+    events[0].field[ERH_F_CLIENTID] = BYTES("bad \xFF id");
+    erh_buf out = {0};
+    json_set_alloc_funcs(failing_malloc, free);
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
+        erh_status st = ERH_ERR_NOMEM;
+        long failures = 0;
+        for (long n = 0; st != ERH_OK; n++) {
+            allocations_left = n;
+            st = erh_json_encode(&events[i], &options, &out);
+            ck_assert_msg(st == ERH_OK || st == ERH_ERR_NOMEM || st == ERH_ERR_ENCODE, "status %d", st);
+            if (st != ERH_OK) {
+                ck_assert_uint_eq(out.len, 0);
+                failures++;
+            }
+        }
+        ck_assert_int_gt(failures, 0);
+    }
+    json_set_alloc_funcs(malloc, free);
+    json_error_t error;
+    json_t *object = json_loadb(out.data, out.len, 0, &error);
+    ck_assert_ptr_nonnull(object);
+    assert_str(object, "payload_encoding", "base64");
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *suite = suite_create("json");
+    TCase *tc = tcase_create("json");
+    tcase_set_timeout(tc, 60); /* the 1 MB payload under valgrind */
+    tcase_add_test(tc, connected_has_every_field_in_order);
+    tcase_add_test(tc, disconnected_has_every_field_in_order);
+    tcase_add_test(tc, publish_has_every_field_in_order);
+    tcase_add_test(tc, absent_username_is_null);
+    tcase_add_test(tc, other_absent_strings_are_null);
+    tcase_add_test(tc, non_utf8_payload_is_base64);
+    tcase_add_test(tc, force_base64_encodes_every_payload);
+    tcase_add_test(tc, empty_payload_is_plain);
+    tcase_add_test(tc, nul_bytes_inside_strings_survive);
+    tcase_add_test(tc, invalid_utf8_strings_are_sanitized);
+    tcase_add_test(tc, large_payload_round_trips);
+    tcase_add_test(tc, output_is_replaced_not_appended);
+    tcase_add_test(tc, unknown_event_type_is_refused);
+    tcase_add_test(tc, survives_each_jansson_allocation_failing);
+    suite_add_tcase(suite, tc);
+    SRunner *runner = srunner_create(suite);
+    srunner_run_all(runner, CK_NORMAL);
+    int failed = srunner_ntests_failed(runner);
+    srunner_free(runner);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,302 @@
+%% Table-driven tests of the configuration parser: defaults, every accepted form, an invalid value
+%% for every key, and error lines that name the key and never show the password.
+-module(emqx_rabbitmq_hook_config_tests).
+
+-include_lib("eunit/include/eunit.hrl").
+
+-define(M, emqx_rabbitmq_hook_config).
+
+default_map() ->
+    #{servers => [{<<"127.0.0.1">>, 5672}],
+      username => <<"guest">>,
+      password => <<"guest">>,
+      vhost => <<"/">>,
+      exchange => <<"mqtt.events">>,
+      exchange_type => <<"topic">>,
+      queues => [{<<"mqtt.events">>, [<<"#">>]}],
+      queue_type => <<"classic">>,
+      events => [client_connected, client_disconnected, message_publish],
+      publish_topics => [<<"#">>],
+      payload_encoding => auto,
+      routing_keys => #{client_connected => <<"client.connected">>,
+                        client_disconnected => <<"client.disconnected">>,
+                        message_publish => <<"message.publish">>},
+      node => atom_to_binary(node(), utf8),
+      publishers => 1,
+      confirm_window => 1024,
+      buffer_events => 100000,
+      heartbeat => 30,
+      reconnect_min_ms => 500,
+      reconnect_max_ms => 30000,
+      connect_timeout_ms => 5000,
+      drain_timeout_ms => 5000}.
+
+%%--------------------------------------------------------------------
+%% Defaults
+%%--------------------------------------------------------------------
+
+empty_env_parses_to_the_documented_defaults_test() ->
+    ?assertEqual({ok, default_map()}, ?M:parse([])).
+
+defaults_list_every_key_once_and_parse_to_the_same_map_test() ->
+    Keys = [K || {K, _} <- ?M:defaults()],
+    ?assertEqual(lists:sort(maps:keys(default_map())), lists:sort(Keys)),
+    ?assertEqual(length(Keys), length(lists:usort(Keys))),
+    ?assertEqual({ok, default_map()}, ?M:parse(?M:defaults())).
+
+unknown_keys_are_ignored_test() ->
+    ?assertEqual({ok, default_map()},
+                 ?M:parse([{included_applications, []}, {some_future_key, "x"}, {42, bad}])).
+
+%%--------------------------------------------------------------------
+%% Accepted forms: {Key, Given, Normalized}
+%%--------------------------------------------------------------------
+
+accepted() ->
+    [{servers, ["rabbit:5673"], [{<<"rabbit">>, 5673}]},
+     {servers, [<<"rabbit:5673">>], [{<<"rabbit">>, 5673}]},
+     {servers, "rabbit:5673", [{<<"rabbit">>, 5673}]},
+     {servers, <<"rabbit">>, [{<<"rabbit">>, 5672}]},
+     {servers, ["[::1]:5671", "[fe80::1]", "a:1", <<"b:65535">>],
+      [{<<"::1">>, 5671}, {<<"fe80::1">>, 5672}, {<<"a">>, 1}, {<<"b">>, 65535}]},
+     {username, "user", <<"user">>},
+     {username, <<"user">>, <<"user">>},
+     {username, "", <<>>},
+     {password, "s3cret", <<"s3cret">>},
+     {password, <<255, 254>>, <<255, 254>>},  % bytes, UTF-8 not required
+     {password, [233], <<195, 169>>},
+     {vhost, "/prod", <<"/prod">>},
+     {vhost, <<"prod">>, <<"prod">>},
+     {exchange, "ex", <<"ex">>},
+     {exchange, <<"ex">>, <<"ex">>},
+     {exchange, "événements", <<"événements"/utf8>>},
+     {exchange, lists:duplicate(255, $x), list_to_binary(lists:duplicate(255, $x))},
+     {exchange_type, topic, <<"topic">>},
+     {exchange_type, "direct", <<"direct">>},
+     {exchange_type, <<"fanout">>, <<"fanout">>},
+     {queues, [], []},
+     {queues, [{"q1", ["a.#", <<"b">>]}, {<<"q2">>, []}],
+      [{<<"q1">>, [<<"a.#">>, <<"b">>]}, {<<"q2">>, []}]},
+     {queues, [{"q", [""]}], [{<<"q">>, [<<>>]}]},
+     {queue_type, quorum, <<"quorum">>},
+     {queue_type, "classic", <<"classic">>},
+     {queue_type, <<"quorum">>, <<"quorum">>},
+     {events, [], []},
+     {events, [message_publish, "client_connected", message_publish, <<"client_connected">>],
+      [client_connected, message_publish]},
+     {events, [<<"client_disconnected">>], [client_disconnected]},
+     {publish_topics, [], []},
+     {publish_topics, ["a/+/c", <<"a/#">>, "+", "/", "$SYS/#", "a/b"],
+      [<<"a/+/c">>, <<"a/#">>, <<"+">>, <<"/">>, <<"$SYS/#">>, <<"a/b">>]},
+     {payload_encoding, base64, base64},
+     {payload_encoding, "auto", auto},
+     {payload_encoding, <<"base64">>, base64},
+     {routing_keys, #{message_publish => "t.${topic}"},
+      #{client_connected => <<"client.connected">>,
+        client_disconnected => <<"client.disconnected">>,
+        message_publish => <<"t.${topic}">>}},
+     {routing_keys, [{client_connected, <<"c.${clientid}.${username}">>},
+                     {"client_disconnected", "d"}, {<<"message_publish">>, ""}],
+      #{client_connected => <<"c.${clientid}.${username}">>,
+        client_disconnected => <<"d">>,
+        message_publish => <<>>}},
+     {routing_keys, [], maps:get(routing_keys, default_map())},
+     {routing_keys, #{client_connected => "a$b{c}"},
+      (maps:get(routing_keys, default_map()))#{client_connected => <<"a$b{c}">>}},
+     {node, "emqx@host", <<"emqx@host">>},
+     {node, <<"emqx@host">>, <<"emqx@host">>},
+     {publishers, 16, 16},
+     {confirm_window, 1, 1},
+     {buffer_events, 100000000, 100000000},
+     {heartbeat, 0, 0},
+     {reconnect_min_ms, 10, 10},
+     {connect_timeout_ms, 100, 100},
+     {drain_timeout_ms, 0, 0}].
+
+accepted_forms_normalize_test_() ->
+    [{lists:flatten(io_lib:format("~p = ~0tp", [Key, Given])),
+      ?_assertMatch({ok, #{Key := Normalized}}, ?M:parse([{Key, Given}]))}
+     || {Key, Given, Normalized} <- accepted()].
+
+reconnect_max_may_equal_min_test() ->
+    ?assertMatch({ok, #{reconnect_min_ms := 2000, reconnect_max_ms := 2000}},
+                 ?M:parse([{reconnect_min_ms, 2000}, {reconnect_max_ms, 2000}])).
+
+%%--------------------------------------------------------------------
+%% Rejected values: {Key, Given}
+%%--------------------------------------------------------------------
+
+rejected() ->
+    [{servers, []},
+     {servers, ""},
+     {servers, "localhost:99999"},
+     {servers, ["localhost:0"]},
+     {servers, ["host:"]},
+     {servers, ["host:12a"]},
+     {servers, [":5672"]},
+     {servers, ["::1"]},
+     {servers, ["[::1"]},
+     {servers, ["[]:5672"]},
+     {servers, ["[localhost]:5672"]},
+     {servers, ["bad host:5672"]},
+     {servers, [<<"host", 0, ":5672">>]},
+     {servers, [host]},
+     {servers, host},
+     {username, user},
+     {username, <<"a", 0>>},
+     {username, <<255>>},
+     {password, secret},
+     {password, <<"abc", 0, "def">>},
+     {password, 12345},
+     {vhost, ""},
+     {vhost, 1},
+     {exchange, ""},
+     {exchange, <<>>},
+     {exchange, lists:duplicate(256, $x)},
+     {exchange, "a\0b"},
+     {exchange, ["ex"]},
+     {exchange_type, headers},
+     {exchange_type, "Topic"},
+     {exchange_type, 1},
+     {queues, {"q", ["#"]}},
+     {queues, [{"", ["#"]}]},
+     {queues, [{"q", "#"}]},
+     {queues, [{"q", [1]}]},
+     {queues, [{"q", [lists:duplicate(256, $k)]}]},
+     {queues, ["q"]},
+     {queues, [{"q", ["#"]} | tail]},
+     {queues, [{lists:duplicate(256, $q), []}]},
+     {queue_type, stream},
+     {queue_type, "quorums"},
+     {events, [client_connected, client_subscribe]},
+     {events, client_connected},
+     {events, "client_connected"},
+     {events, [[]]},
+     {publish_topics, "#"},
+     {publish_topics, [""]},
+     {publish_topics, ["a/#/b"]},
+     {publish_topics, ["a#"]},
+     {publish_topics, ["a/b+"]},
+     {publish_topics, ["a/\0"]},
+     {publish_topics, [lists:duplicate(65536, $a)]},
+     {publish_topics, [<<255>>]},
+     {payload_encoding, plain},
+     {payload_encoding, "Base64"},
+     {routing_keys, "x"},
+     {routing_keys, [x]},
+     {routing_keys, #{client_subscribe => "x"}},
+     {routing_keys, #{message_publish => "${payload}"}},
+     {routing_keys, #{message_publish => "a.${topic"}},
+     {routing_keys, #{message_publish => "${topic}.${"}},
+     {routing_keys, #{message_publish => <<"a", 0>>}},
+     {routing_keys, #{message_publish => 1}},
+     {routing_keys, #{message_publish => lists:duplicate(256, $r)}},
+     {node, ""},
+     {node, 'emqx@host'},
+     {publishers, 0},
+     {publishers, 17},
+     {publishers, "1"},
+     {confirm_window, 0},
+     {confirm_window, 65536},
+     {buffer_events, 0},
+     {buffer_events, 100000001},
+     {heartbeat, -1},
+     {heartbeat, 3601},
+     {heartbeat, 1.5},
+     {reconnect_min_ms, 9},
+     {reconnect_min_ms, 600001},
+     {reconnect_max_ms, 499},  % below the default reconnect_min_ms
+     {reconnect_max_ms, 3600001},
+     {reconnect_max_ms, infinity},
+     {connect_timeout_ms, 99},
+     {connect_timeout_ms, 600001},
+     {drain_timeout_ms, -1},
+     {drain_timeout_ms, 3600001}].
+
+rejected_values_name_their_key_test_() ->
+    [{lists:flatten(io_lib:format("~p = ~0tP", [Key, Given, 6])),
+      fun() ->
+              Result = ?M:parse([{Key, Given}]),
+              ?assertMatch({error, {Key, _}}, Result),
+              {error, Error} = Result,
+              Line = ?M:format_error(Error),
+              ?assert(is_binary(Line)),
+              ?assertEqual(nomatch, binary:match(Line, <<"\n">>)),
+              ?assertNotEqual(nomatch, binary:match(Line, atom_to_binary(Key, utf8)))
+      end}
+     || {Key, Given} <- rejected()].
+
+every_key_has_a_rejected_value_test() ->
+    Keys = [K || {K, _} <- ?M:defaults()],
+    ?assertEqual([], Keys -- [K || {K, _} <- rejected()]).
+
+reconnect_max_below_min_names_the_min_test() ->
+    Env = [{reconnect_min_ms, 1000}, {reconnect_max_ms, 999}],
+    ?assertEqual({error, {reconnect_max_ms, {less_than, 999, reconnect_min_ms, 1000}}}, ?M:parse(Env)),
+    {error, Error} = ?M:parse(Env),
+    ?assertEqual(<<"invalid value for reconnect_max_ms: 999 is less than reconnect_min_ms (1000)">>,
+                 ?M:format_error(Error)).
+
+the_first_invalid_key_in_table_order_is_reported_test() ->
+    ?assertMatch({error, {servers, _}}, ?M:parse([{heartbeat, -1}, {servers, []}])).
+
+%%--------------------------------------------------------------------
+%% Error lines
+%%--------------------------------------------------------------------
+
+server_error_line_test() ->
+    {error, Error} = ?M:parse([{servers, ["localhost:99999"]}]),
+    ?assertEqual({servers, {bad_server, "localhost:99999"}}, Error),
+    Line = ?M:format_error(Error),
+    ?assertMatch(<<"invalid value for servers: \"localhost:99999\" is not host:port with a port 1..65535",
+                   _/binary>>, Line).
+
+password_value_never_appears_test_() ->
+    Secrets = [{<<"hunter2", 0>>, <<"hunter2">>},
+               {"hunter2\0", <<"hunter2">>},
+               {hunter2, <<"hunter2">>},
+               {424242, <<"424242">>},
+               {{"hunter2"}, <<"hunter2">>},
+               {["hunter2"], <<"hunter2">>}],
+    [?_test(begin
+                {error, {password, _} = Error} = ?M:parse([{password, Secret}]),
+                Line = ?M:format_error(Error),
+                ?assertNotEqual(nomatch, binary:match(Line, <<"password">>)),
+                ?assertEqual(nomatch, binary:match(Line, Shown))
+            end)
+     || {Secret, Shown} <- Secrets]
+    ++ [?_assertEqual(nomatch, binary:match(?M:format_error({password, Reason}), <<"hunter2">>))
+        || Reason <- [{not_text, hunter2}, {nul_byte, <<"hunter2", 0>>}, {something, "hunter2"}]].
+
+%% Every reason shape renders, and so do reasons the parser does not make (the NIF's, for one).
+every_reason_renders_test_() ->
+    Reasons = [{not_text, 1}, {nul_byte, "a\0"}, {not_utf8, <<255>>},
+               {bad_length, "", 1, 255}, {bad_length, "", 1, infinity},
+               {not_a_list, x}, empty_list, {bad_server, "h:0"}, {bad_queue, q},
+               {not_one_of, x, [a, b]}, {bad_topic_filter, "a#"}, {not_a_map, x},
+               {bad_template, "${x}"}, {not_integer, 1.5}, {out_of_range, 0, 1, 16},
+               {less_than, 1, reconnect_min_ms, 500},
+               badarg, enomem, {weird, make_ref(), self()}],
+    [?_test(begin
+                Line = ?M:format_error({exchange, Reason}),
+                ?assertMatch(<<"invalid value for exchange: ", _/binary>>, Line),
+                ?assertEqual(nomatch, binary:match(Line, <<"\n">>))
+            end)
+     || Reason <- Reasons]
+    ++ [?_assertMatch(<<_/binary>>, ?M:format_error(not_a_pair))].
+
+long_values_are_cut_in_error_lines_test() ->
+    {error, Error} = ?M:parse([{publish_topics, [lists:duplicate(70000, $a)]}]),
+    ?assert(byte_size(?M:format_error(Error)) < 300),
+    {error, Error2} = ?M:parse([{exchange, <<255, 0:800000>>}]),
+    ?assert(byte_size(?M:format_error(Error2)) < 600).
+
+%% A list of numbers where a list of strings belongs is reported element by element, not as a
+%% string that is "not a list".
+non_text_elements_are_named_test() ->
+    ?assertEqual({error, {queues, {not_text, 1}}}, ?M:parse([{queues, [{"q", [1]}]}])),
+    ?assertEqual({error, {publish_topics, {not_a_list, "#"}}}, ?M:parse([{publish_topics, "#"}])),
+    ?assertEqual(<<"invalid value for exchange: \"\" is 0 bytes long, must be 1..255">>,
+                 ?M:format_error(element(2, ?M:parse([{exchange, ""}])))),
+    ?assertEqual(<<"invalid value for username: <<255>> is not valid UTF-8">>,
+                 ?M:format_error(element(2, ?M:parse([{username, <<255>>}])))).
