@@ -2,7 +2,7 @@
 #   make          build everything
 #   make test     C unit tests under valgrind, then the Erlang tests against a real RabbitMQ
 #   make run      start a local RabbitMQ and drive a realistic workload through the plugin
-#   make deps     install the Debian packages the project needs
+#   make deps     install the Debian packages the project needs (test and run do it first)
 
 REBAR ?= rebar3
 # amqp_client and jsx, used by the tests and the demo to read queues, ship with Debian's rabbitmq-server.
@@ -14,7 +14,8 @@ all: nif
 nif:
 	$(MAKE) -C c_src
 
-test: test-c test-erl
+test: deps
+	$(MAKE) test-c test-erl
 
 test-c:
 	$(MAKE) -C test/c check
@@ -22,7 +23,8 @@ test-c:
 test-erl: nif
 	ERL_LIBS=$(RABBIT_PLUGINS) $(REBAR) eunit
 
-run: nif
+run: deps
+	$(MAKE) nif
 	ERL_LIBS=$(RABBIT_PLUGINS) $(REBAR) as test compile
 	ERL_LIBS=$(RABBIT_PLUGINS) escript scripts/demo.escript
 
