@@ -32,7 +32,16 @@ typedef struct erh_event {
     struct erh_event *next; /* link in whichever queue holds the event */
     erh_event_type type;
     uint64_t seq;           /* per-instance sequence number, stamped on submit */
+    uint64_t boot_id;       /* the instance that accepted it: with seq and the node, its message_id */
+
+    /* Delivery state, owned by the publisher thread. */
     uint64_t delivery_tag;  /* AMQP tag while in flight, 0 otherwise */
+    uint64_t spool_segment; /* where the spool holds a copy, when in_spool */
+    uint64_t spool_offset;
+    bool in_spool;          /* a copy is in the spool until the event is confirmed */
+    bool returned;          /* RabbitMQ returned it as unroutable: its ack does not end its delivery */
+    bool dead_letter;       /* goes to the unroutable queue instead of the exchange */
+
     erh_bytes field[ERH_F__COUNT];
     int64_t connected_at;    /* ms */
     int64_t disconnected_at; /* ms */
@@ -50,6 +59,12 @@ typedef struct erh_event {
  * absent), all in one allocation; NULL when out of memory. */
 erh_event *erh_event_new(const erh_event *proto);
 void erh_event_free(erh_event *event);
+
+/* Append the event's content (not its delivery state, but dead_letter) to out in a portable binary
+ * form, for the spool. */
+erh_status erh_event_pack(const erh_event *event, erh_buf *out);
+/* The event packed in data[0..len), as a new event; ERH_ERR_BADARG when the bytes are not one. */
+erh_status erh_event_unpack(const char *data, size_t len, erh_event **out);
 
 /* The event name used in the AMQP "type" property and default routing key, e.g. "client.connected". */
 const char *erh_event_name(erh_event_type type);

@@ -13,6 +13,7 @@ static const char *const messages[] = {
     [-ERH_ERR_CLOSED] = "closed",
     [-ERH_ERR_FULL] = "buffer full",
     [-ERH_ERR_SYSTEM] = "system call failed",
+    [-ERH_ERR_BUSY] = "in use",
 };
 
 const char *erh_strerror(erh_status status)

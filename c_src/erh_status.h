@@ -15,9 +15,10 @@ typedef enum erh_status {
     ERH_ERR_CLOSED = -9,      /* the object is stopping or stopped */
     ERH_ERR_FULL = -10,       /* a bounded buffer is full */
     ERH_ERR_SYSTEM = -11,     /* a system call failed (see errno in errstr) */
+    ERH_ERR_BUSY = -12,       /* a resource is held by someone else (e.g. a spool folder's lock) */
 } erh_status;
 
-#define ERH_STATUS_MIN ERH_ERR_SYSTEM
+#define ERH_STATUS_MIN ERH_ERR_BUSY
 
 /* A short English sentence for a status; never NULL, even for unknown values. */
 const char *erh_strerror(erh_status status);
