@@ -81,6 +81,12 @@ static erh_status declare_topology(erh_amqp *amqp, const erh_config *config)
     amqp_table_t queue_args = strcmp(config->queue_type, "classic") == 0
                                   ? amqp_empty_table
                                   : (amqp_table_t){.num_entries = 1, .entries = &quorum};
+    if (config->unroutable_queue[0]) {
+        amqp_queue_declare(conn, CHANNEL, amqp_cstring_bytes(config->unroutable_queue), 0, 1, 0, 0, queue_args);
+        st = check_reply(amqp, amqp_get_rpc_reply(conn), "declaring the unroutable queue");
+        if (st != ERH_OK)
+            return st;
+    }
     for (size_t i = 0; i < config->n_queues; i++) {
         const erh_queue_decl *queue = &config->queues[i];
         amqp_bytes_t name = amqp_cstring_bytes(queue->name);

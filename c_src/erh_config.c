@@ -30,6 +30,8 @@ void erh_config_free(erh_config *config)
     erh_filter_set_free(&config->publish_topics);
     for (int i = 0; i < ERH_EV__COUNT; i++)
         free(config->routing_keys[i]);
+    free(config->unroutable_queue);
+    free(config->spool_dir);
     *config = (erh_config){0};
 }
 

@@ -8,6 +8,7 @@
 
 #include "erh_event.h"
 #include "erh_filter.h"
+#include "erh_spool.h"
 
 typedef struct erh_server {
     char *host;
@@ -43,6 +44,11 @@ typedef struct erh_config {
     unsigned reconnect_min_ms;
     unsigned reconnect_max_ms;
     unsigned connect_timeout_ms;
+    char *unroutable_queue;                /* where returned messages go; "" to drop them */
+    char *spool_dir;                       /* one folder per publisher below it */
+    uint64_t spool_max_bytes;              /* all publishers together; 0: no spool */
+    erh_spool_sync spool_sync;
+    unsigned spool_sync_interval_ms;
 } erh_config;
 
 /* Write "host:port" into out (always NUL-terminated); returns the length written. */

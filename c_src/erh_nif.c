@@ -10,7 +10,9 @@
  * Shutdown order (stop/2 on a dirty I/O scheduler, or the destructor if stop was never called):
  * 1. refuse new submits and wait for the submits already inside to finish pushing;
  * 2. set the drain deadline, tell the publishers to stop, wake them and join each one started;
- * 3. count what is left as undelivered; the destructor frees it, after the joins, never before. */
+ * 3. each publisher, before it ends, writes what is still unconfirmed to its spool (counted as
+ *    undelivered; what the spool cannot take is counted as dropped) and closes the spool;
+ * 4. the destructor frees what is left, after the joins, never before. */
 
 #include <erl_nif.h>
 
@@ -75,8 +77,6 @@ static void stop_instance(erh_instance *inst, unsigned timeout_ms)
     atomic_store(&inst->shared.stopping, true);
     for (unsigned i = 0; i < inst->n_publishers; i++)
         erh_publisher_join(&inst->publishers[i]);
-    for (unsigned i = 0; i < inst->n_publishers; i++)
-        erh_stats_add(&inst->stats, ERH_C_UNDELIVERED, erh_publisher_depth(&inst->publishers[i]));
 }
 
 static void instance_dtor(ErlNifEnv *env, void *obj)
@@ -100,10 +100,13 @@ static uint64_t make_boot_id(void)
     return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
 }
 
-static erh_status start_publishers(erh_instance *inst)
+/* Make and start the publishers. On error *bad_key names the setting to blame and errstr why. */
+static erh_status start_publishers(erh_instance *inst, const erh_atoms *atoms, ERL_NIF_TERM *bad_key, char *errstr,
+                                   size_t errstr_len)
 {
     unsigned n = inst->config.publishers;
     size_t capacity = (inst->config.buffer_events + n - 1) / n;
+    *bad_key = atoms->publishers;
     inst->publishers = calloc(n, sizeof(erh_publisher));
     if (!inst->publishers)
         return ERH_ERR_NOMEM;
@@ -112,6 +115,11 @@ static erh_status start_publishers(erh_instance *inst)
         inst->n_publishers++;
         if (st != ERH_OK)
             return st;
+        if (inst->config.spool_max_bytes > 0 &&
+            (st = erh_publisher_lock_spool(&inst->publishers[i], errstr, errstr_len)) != ERH_OK) {
+            *bad_key = atoms->spool_dir;
+            return st;
+        }
     }
     for (unsigned i = 0; i < n; i++) {
         erh_status st = erh_publisher_start(&inst->publishers[i]);
@@ -151,14 +159,19 @@ static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
                   .connect_failed = atoms->connect_failed,
                   .disconnected = atoms->disconnected,
                   .returned = atoms->returned,
-                  .encode_failed = atoms->encode_failed},
+                  .encode_failed = atoms->encode_failed,
+                  .spool_failed = atoms->spool_failed},
         .boot_id = make_boot_id(),
     };
     enif_self(env, &inst->shared.owner);
-    st = start_publishers(inst);
+    char errstr[256] = "";
+    st = start_publishers(inst, atoms, &bad_key, errstr, sizeof errstr);
+    /* A reason in words where there is one (the spool folder's), else the status. */
+    ERL_NIF_TERM reason = status_atom(atoms, st);
+    if (errstr[0])
+        memcpy(enif_make_new_binary(env, strlen(errstr), &reason), errstr, strlen(errstr));
     ERL_NIF_TERM result = st == ERH_OK ? enif_make_tuple2(env, atoms->ok, enif_make_resource(env, inst))
-                                       : error_tuple(env, atoms, enif_make_tuple2(env, atoms->publishers,
-                                                                                 status_atom(atoms, st)));
+                                       : error_tuple(env, atoms, enif_make_tuple2(env, bad_key, reason));
     enif_release_resource(inst); /* the handle term holds the only reference; the destructor joins */
     return result;
 }
@@ -353,6 +366,7 @@ static ERL_NIF_TERM enqueue(ErlNifEnv *env, const erh_atoms *atoms, erh_instance
         result = error_tuple(env, atoms, atoms->closed);
     } else {
         event->seq = atomic_fetch_add_explicit(&inst->last_seq, 1, memory_order_relaxed) + 1;
+        event->boot_id = inst->shared.boot_id;
         erh_publisher *publisher = &inst->publishers[pick_publisher(inst, event->field[ERH_F_CLIENTID])];
         if (erh_queue_push(&publisher->queue, event) == ERH_OK) {
             event = NULL;
@@ -425,10 +439,12 @@ static ERL_NIF_TERM connection_info(ErlNifEnv *env, const erh_atoms *atoms, cons
     size_t len = erh_server_format(&inst->config.servers[atomic_load(&p->current_server)], text, sizeof text);
     ERL_NIF_TERM server_bin;
     memcpy(enif_make_new_binary(env, len, &server_bin), text, len);
-    ERL_NIF_TERM keys[] = {atoms->state, atoms->server, atoms->queue_depth};
-    ERL_NIF_TERM values[] = {state_atom, server_bin, enif_make_uint64(env, erh_publisher_depth(p))};
+    ERL_NIF_TERM keys[] = {atoms->state, atoms->server, atoms->queue_depth, atoms->spool_bytes, atoms->spool_events};
+    ERL_NIF_TERM values[] = {state_atom, server_bin, enif_make_uint64(env, erh_publisher_depth(p)),
+                             enif_make_uint64(env, atomic_load(&p->spool_bytes)),
+                             enif_make_uint64(env, atomic_load(&p->spool_events))};
     ERL_NIF_TERM map;
-    enif_make_map_from_arrays(env, keys, values, 3, &map);
+    enif_make_map_from_arrays(env, keys, values, sizeof keys / sizeof keys[0], &map);
     return map;
 }
 
@@ -441,25 +457,31 @@ static ERL_NIF_TERM nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     erh_instance *inst;
     if (!enif_get_resource(env, argv[0], priv->instance_type, (void **)&inst))
         return enif_make_badarg(env);
-    ERL_NIF_TERM keys[ERH_C__COUNT + 3], values[ERH_C__COUNT + 3];
+    enum { GAUGES = 5 };
+    ERL_NIF_TERM keys[ERH_C__COUNT + GAUGES], values[ERH_C__COUNT + GAUGES];
     for (int c = 0; c < ERH_C__COUNT; c++) {
         keys[c] = priv->counter_atoms[c];
         values[c] = enif_make_uint64(env, erh_stats_get(&inst->stats, c));
     }
-    uint64_t depth = 0;
+    uint64_t depth = 0, spool_bytes = 0, spool_events = 0;
     ERL_NIF_TERM connections = enif_make_list(env, 0);
     for (unsigned i = inst->n_publishers; i-- > 0;) {
-        depth += erh_publisher_depth(&inst->publishers[i]);
-        connections = enif_make_list_cell(env, connection_info(env, atoms, inst, &inst->publishers[i]), connections);
+        erh_publisher *p = &inst->publishers[i];
+        depth += erh_publisher_depth(p);
+        spool_bytes += atomic_load(&p->spool_bytes);
+        spool_events += atomic_load(&p->spool_events);
+        connections = enif_make_list_cell(env, connection_info(env, atoms, inst, p), connections);
     }
-    keys[ERH_C__COUNT] = atoms->queue_depth;
-    values[ERH_C__COUNT] = enif_make_uint64(env, depth);
-    keys[ERH_C__COUNT + 1] = atoms->seq;
-    values[ERH_C__COUNT + 1] = enif_make_uint64(env, atomic_load(&inst->last_seq));
-    keys[ERH_C__COUNT + 2] = atoms->connections;
-    values[ERH_C__COUNT + 2] = connections;
+    const ERL_NIF_TERM gauge_keys[GAUGES] = {atoms->queue_depth, atoms->seq, atoms->spool_bytes, atoms->spool_events,
+                                             atoms->connections};
+    const ERL_NIF_TERM gauge_values[GAUGES] = {enif_make_uint64(env, depth),
+                                               enif_make_uint64(env, atomic_load(&inst->last_seq)),
+                                               enif_make_uint64(env, spool_bytes), enif_make_uint64(env, spool_events),
+                                               connections};
+    memcpy(keys + ERH_C__COUNT, gauge_keys, sizeof gauge_keys);
+    memcpy(values + ERH_C__COUNT, gauge_values, sizeof gauge_values);
     ERL_NIF_TERM map;
-    enif_make_map_from_arrays(env, keys, values, ERH_C__COUNT + 3, &map);
+    enif_make_map_from_arrays(env, keys, values, ERH_C__COUNT + GAUGES, &map);
     return map;
 }
 

@@ -54,7 +54,18 @@
     ATOM(heartbeat, "heartbeat")                                                                         \
     ATOM(reconnect_min_ms, "reconnect_min_ms")                                                           \
     ATOM(reconnect_max_ms, "reconnect_max_ms")                                                           \
-    ATOM(connect_timeout_ms, "connect_timeout_ms")
+    ATOM(connect_timeout_ms, "connect_timeout_ms")                                                       \
+    ATOM(unroutable_queue, "unroutable_queue")                                                           \
+    ATOM(spool_dir, "spool_dir")                                                                         \
+    ATOM(spool_max_bytes, "spool_max_bytes")                                                             \
+    ATOM(spool_sync, "spool_sync")                                                                       \
+    ATOM(spool_sync_interval_ms, "spool_sync_interval_ms")                                               \
+    ATOM(always, "always")                                                                               \
+    ATOM(interval, "interval")                                                                           \
+    ATOM(never, "never")                                                                                 \
+    ATOM(spool_failed, "spool_failed")                                                                   \
+    ATOM(spool_bytes, "spool_bytes")                                                                     \
+    ATOM(spool_events, "spool_events")
 
 typedef struct erh_atoms {
 #define ERH_ATOM_FIELD(name, text) ERL_NIF_TERM name;

@@ -157,12 +157,27 @@ static erh_status read_routing_keys(ErlNifEnv *env, const erh_atoms *atoms, ERL_
     return ERH_OK;
 }
 
+static erh_status read_spool_sync(const erh_atoms *atoms, ERL_NIF_TERM value, erh_config *config)
+{
+    const ERL_NIF_TERM names[] = {[ERH_SPOOL_SYNC_ALWAYS] = atoms->always,
+                                  [ERH_SPOOL_SYNC_INTERVAL] = atoms->interval,
+                                  [ERH_SPOOL_SYNC_NEVER] = atoms->never};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (enif_is_identical(value, names[i])) {
+            config->spool_sync = (erh_spool_sync)i;
+            return ERH_OK;
+        }
+    }
+    return ERH_ERR_BADARG;
+}
+
 /* One row per key: how to read it. Kept as a switch over an index so each reader keeps its own
  * signature; the table gives the order and the key atom for error reports. */
 enum key_index {
     K_NODE, K_SERVERS, K_USERNAME, K_PASSWORD, K_VHOST, K_EXCHANGE, K_EXCHANGE_TYPE, K_QUEUES, K_QUEUE_TYPE,
     K_EVENTS, K_PUBLISH_TOPICS, K_PAYLOAD_ENCODING, K_ROUTING_KEYS, K_PUBLISHERS, K_CONFIRM_WINDOW,
-    K_BUFFER_EVENTS, K_HEARTBEAT, K_RECONNECT_MIN_MS, K_RECONNECT_MAX_MS, K_CONNECT_TIMEOUT_MS, K__COUNT
+    K_BUFFER_EVENTS, K_HEARTBEAT, K_RECONNECT_MIN_MS, K_RECONNECT_MAX_MS, K_CONNECT_TIMEOUT_MS,
+    K_UNROUTABLE_QUEUE, K_SPOOL_DIR, K_SPOOL_MAX_BYTES, K_SPOOL_SYNC, K_SPOOL_SYNC_INTERVAL_MS, K__COUNT
 };
 
 static ERL_NIF_TERM key_atom(const erh_atoms *atoms, enum key_index key)
@@ -172,7 +187,8 @@ static ERL_NIF_TERM key_atom(const erh_atoms *atoms, enum key_index key)
         atoms->exchange_type, atoms->queues, atoms->queue_type, atoms->events, atoms->publish_topics,
         atoms->payload_encoding, atoms->routing_keys, atoms->publishers, atoms->confirm_window,
         atoms->buffer_events, atoms->heartbeat, atoms->reconnect_min_ms, atoms->reconnect_max_ms,
-        atoms->connect_timeout_ms,
+        atoms->connect_timeout_ms, atoms->unroutable_queue, atoms->spool_dir, atoms->spool_max_bytes,
+        atoms->spool_sync, atoms->spool_sync_interval_ms,
     };
     return keys[key];
 }
@@ -222,6 +238,21 @@ static erh_status read_key(ErlNifEnv *env, const erh_atoms *atoms, enum key_inde
         return copy_uint(env, value, c->reconnect_min_ms, 3600000, &c->reconnect_max_ms);
     case K_CONNECT_TIMEOUT_MS:
         return copy_uint(env, value, 1, 600000, &c->connect_timeout_ms);
+    case K_UNROUTABLE_QUEUE:
+        return copy_cstring(env, value, &c->unroutable_queue);
+    case K_SPOOL_DIR:
+        return copy_cstring(env, value, &c->spool_dir);
+    case K_SPOOL_MAX_BYTES: {
+        ErlNifUInt64 bytes;
+        if (!enif_get_uint64(env, value, &bytes))
+            return ERH_ERR_BADARG;
+        c->spool_max_bytes = bytes;
+        return ERH_OK;
+    }
+    case K_SPOOL_SYNC:
+        return read_spool_sync(atoms, value, c);
+    case K_SPOOL_SYNC_INTERVAL_MS:
+        return copy_uint(env, value, 1, 3600000, &c->spool_sync_interval_ms);
     default:
         return ERH_ERR_BADARG;
     }

@@ -9,8 +9,13 @@
 #include "erh_json.h"
 #include "erh_routing.h"
 
-/* Longest sleep in poll(): short enough to send heartbeats on time and to notice a stop deadline. */
+/* Longest sleep in poll(): short enough to send heartbeats on time, to sync the spool on its
+ * interval and to notice a stop deadline. */
 #define MAX_IDLE_MS 1000
+/* Segments are a fraction of the spool's bound, so a released segment frees room soon. */
+#define SEGMENT_MAX_BYTES (64u << 20)
+#define SEGMENTS_PER_SPOOL 8
+#define SEGMENT_MIN_BYTES 4096
 
 int64_t erh_monotonic_ms(void)
 {
@@ -50,6 +55,13 @@ static ERL_NIF_TERM server_term(erh_publisher *p, unsigned server)
     return make_binary(p->msg_env, text, len);
 }
 
+/* A spool operation failed: counted, and reported with the spool's own words. */
+static void spool_failed(erh_publisher *p)
+{
+    erh_stats_add(p->shared->stats, ERH_C_SPOOL_ERRORS, 1);
+    notify(p, enif_make_tuple2(p->msg_env, p->shared->atoms.spool_failed, make_cstring(p->msg_env, p->spool.errstr)));
+}
+
 /* ---- lists of events ---- */
 
 static void list_append(erh_event **head, erh_event **tail, erh_event *event)
@@ -60,6 +72,17 @@ static void list_append(erh_event **head, erh_event **tail, erh_event *event)
     else
         *head = event;
     *tail = event;
+}
+
+/* Put list (head..tail, in order) in front of the ready list: it is sent again first. */
+static void ready_prepend(erh_publisher *p, erh_event *head, erh_event *tail)
+{
+    if (!head)
+        return;
+    tail->next = p->ready_head;
+    if (!p->ready_head)
+        p->ready_tail = tail;
+    p->ready_head = head;
 }
 
 static size_t list_free(erh_event *event)
@@ -74,24 +97,105 @@ static size_t list_free(erh_event *event)
     return n;
 }
 
-/* Put the whole window in front of the ready list, keeping the order: it is sent again first. */
 static void window_to_ready(erh_publisher *p)
 {
-    if (!p->inflight_head)
-        return;
     erh_stats_add(p->shared->stats, ERH_C_RETRIED, p->inflight_count);
-    p->inflight_tail->next = p->ready_head;
-    if (!p->ready_head)
-        p->ready_tail = p->inflight_tail;
-    p->ready_head = p->inflight_head;
+    for (erh_event *event = p->inflight_head; event; event = event->next)
+        event->delivery_tag = 0;
+    ready_prepend(p, p->inflight_head, p->inflight_tail);
     p->inflight_head = p->inflight_tail = NULL;
     p->inflight_count = 0;
+}
+
+/* ---- the spool ---- */
+
+static erh_spool_pos spool_pos(const erh_event *event)
+{
+    return (erh_spool_pos){event->spool_segment, event->spool_offset};
+}
+
+static void publish_gauges(erh_publisher *p)
+{
+    atomic_store(&p->spool_bytes, p->spool.bytes);
+    atomic_store(&p->spool_events, p->spool_open ? erh_spool_pending(&p->spool) : 0);
+}
+
+static void open_spool(erh_publisher *p)
+{
+    const erh_config *config = p->shared->config;
+    if (!p->spool_open)
+        return;
+    uint64_t max_bytes = config->spool_max_bytes / config->publishers;
+    uint64_t segment_bytes = max_bytes / SEGMENTS_PER_SPOOL;
+    segment_bytes = segment_bytes > SEGMENT_MAX_BYTES   ? SEGMENT_MAX_BYTES
+                    : segment_bytes < SEGMENT_MIN_BYTES ? SEGMENT_MIN_BYTES
+                                                        : segment_bytes;
+    erh_spool_options options = {.max_bytes = max_bytes, .segment_bytes = segment_bytes,
+                                 .sync = config->spool_sync, .sync_interval_ms = config->spool_sync_interval_ms};
+    erh_status st = erh_spool_open(&p->spool, &options);
+    erh_stats_add(p->shared->stats, ERH_C_SPOOL_CORRUPT, p->spool.cut);
+    p->spool.cut = 0;
+    if (st != ERH_OK) {
+        spool_failed(p);
+        erh_spool_close(&p->spool, NULL);
+        p->spool_open = false;
+    }
+    publish_gauges(p);
+}
+
+/* Write the events of list that have no copy in the spool as already taken: they stay where they
+ * are, and a confirm releases their copy. */
+static bool spool_taken(erh_publisher *p, erh_event *list)
+{
+    for (erh_event *event = list; event; event = event->next) {
+        if (event->in_spool)
+            continue;
+        erh_spool_pos pos;
+        erh_status st = erh_spool_append(&p->spool, event, true, &pos);
+        if (st != ERH_OK) {
+            p->spool_full = st == ERH_ERR_FULL;
+            if (!p->spool_full)
+                spool_failed(p);
+            return false;
+        }
+        event->in_spool = true;
+        event->spool_segment = pos.segment;
+        event->spool_offset = pos.offset;
+        erh_stats_add(p->shared->stats, ERH_C_SPOOLED, 1);
+    }
+    return true;
+}
+
+/* Move the memory queue to the spool, oldest first, keeping order: window and ready list get their
+ * copies first. Stops, leaving the rest in memory, when the spool is full. */
+static void spill(erh_publisher *p)
+{
+    if (!p->spool_open || p->spool_full || !spool_taken(p, p->inflight_head) || !spool_taken(p, p->ready_head))
+        return;
+    for (erh_event *event; (event = erh_queue_peek(&p->queue));) {
+        erh_spool_pos pos;
+        erh_status st = erh_spool_append(&p->spool, event, false, &pos);
+        if (st != ERH_OK) {
+            p->spool_full = st == ERH_ERR_FULL;
+            if (!p->spool_full)
+                spool_failed(p);
+            return;
+        }
+        size_t taken;
+        erh_event_free(erh_queue_pop(&p->queue, 1, &taken));
+        erh_stats_add(p->shared->stats, ERH_C_SPOOLED, 1);
+    }
+}
+
+static bool spool_unread(const erh_publisher *p)
+{
+    return p->spool_open && p->spool.unread > 0;
 }
 
 /* ---- confirms ---- */
 
 /* Detach the events a confirm names: all up to tag when multiple, else the one with tag. */
-static erh_event *take_confirmed(erh_publisher *p, uint64_t tag, bool multiple, size_t *count)
+static erh_event *take_confirmed(erh_publisher *p, uint64_t tag, bool multiple, erh_event **tail, size_t *count)
 {
     erh_event *taken_head = NULL, *taken_tail = NULL;
     erh_event **link = &p->inflight_head;
@@ -111,56 +215,90 @@ static erh_event *take_confirmed(erh_publisher *p, uint64_t tag, bool multiple, 
         }
     }
     p->inflight_count -= *count;
-    atomic_fetch_sub(&p->pending, *count);
+    *tail = taken_tail;
     return taken_head;
+}
+
+/* A returned event's ack means RabbitMQ dropped it: send it on to the unroutable queue, when there
+ * is one. Its spool copy, if any, stays until that publish is confirmed. */
+static bool send_to_unroutable(erh_publisher *p, erh_event *event)
+{
+    if (!event->returned || event->dead_letter || !p->shared->config->unroutable_queue[0])
+        return false;
+    event->returned = false;
+    event->dead_letter = true;
+    event->delivery_tag = 0;
+    list_append(&p->ready_head, &p->ready_tail, event);
+    erh_stats_add(p->shared->stats, ERH_C_UNROUTABLE, 1);
+    return true;
 }
 
 static void on_ack(void *ctx, uint64_t tag, bool multiple)
 {
     erh_publisher *p = ctx;
-    size_t count;
-    list_free(take_confirmed(p, tag, multiple, &count));
+    erh_event *tail;
+    size_t count, rerouted = 0;
+    erh_event *event = take_confirmed(p, tag, multiple, &tail, &count);
+    while (event) {
+        erh_event *next = event->next;
+        if (send_to_unroutable(p, event)) {
+            rerouted++;
+        } else {
+            if (event->in_spool) {
+                erh_spool_release(&p->spool, spool_pos(event));
+                p->spool_full = false;
+            }
+            erh_event_free(event);
+        }
+        event = next;
+    }
+    atomic_fetch_sub(&p->pending, count - rerouted);
     erh_stats_add(p->shared->stats, ERH_C_CONFIRMED, count);
 }
 
 static void on_nack(void *ctx, uint64_t tag, bool multiple)
 {
     erh_publisher *p = ctx;
+    erh_event *tail;
     size_t count;
-    erh_event *event = take_confirmed(p, tag, multiple, &count);
+    erh_event *head = take_confirmed(p, tag, multiple, &tail, &count);
+    for (erh_event *event = head; event; event = event->next)
+        event->delivery_tag = 0;
+    ready_prepend(p, head, tail);
     erh_stats_add(p->shared->stats, ERH_C_NACKED, count);
     erh_stats_add(p->shared->stats, ERH_C_RETRIED, count);
-    atomic_fetch_add(&p->pending, count);
-    while (event) {
-        erh_event *next = event->next;
-        event->delivery_tag = 0;
-        list_append(&p->ready_head, &p->ready_tail, event);
-        event = next;
-    }
 }
 
-static void on_return(void *ctx, erh_bytes routing_key, erh_bytes message_id, erh_bytes reply_text)
+/* The message id of an event: the same however often it is sent, unique across restarts. */
+static size_t message_id(erh_publisher *p, const erh_event *event, char out[256])
+{
+    int len = snprintf(out, 256, "%.200s-%016" PRIx64 "-%" PRIu64, p->shared->config->node, event->boot_id,
+                       event->seq);
+    return len > 0 ? (size_t)len : 0;
+}
+
+static void on_return(void *ctx, erh_bytes routing_key, erh_bytes returned_id, erh_bytes reply_text)
 {
     erh_publisher *p = ctx;
     erh_stats_add(p->shared->stats, ERH_C_RETURNED, 1);
+    for (erh_event *event = p->inflight_head; event; event = event->next) {
+        char id[256];
+        size_t len = message_id(p, event, id);
+        if (len == returned_id.len && memcmp(id, returned_id.data, len) == 0) {
+            event->returned = true;
+            /* Even the unroutable queue refused it: nothing is left to try. */
+            if (event->dead_letter)
+                erh_stats_add(p->shared->stats, ERH_C_DROPPED, 1);
+            break;
+        }
+    }
     ErlNifEnv *env = p->msg_env;
     notify(p, enif_make_tuple4(env, p->shared->atoms.returned, make_binary(env, routing_key.data, routing_key.len),
-                               make_binary(env, message_id.data, message_id.len),
+                               make_binary(env, returned_id.data, returned_id.len),
                                make_binary(env, reply_text.data, reply_text.len)));
 }
 
 /* ---- the connection ---- */
-
-static void lose_connection(erh_publisher *p)
-{
-    ErlNifEnv *env = p->msg_env;
-    notify(p, enif_make_tuple3(env, p->shared->atoms.disconnected, server_term(p, atomic_load(&p->current_server)),
-                               make_cstring(env, p->amqp.errstr)));
-    erh_amqp_close(&p->amqp, false);
-    p->connected = false;
-    atomic_store(&p->link_state, ERH_LINK_CONNECTING);
-    window_to_ready(p);
-}
 
 /* Full jitter: a random delay in [backoff/2, backoff], so many nodes do not reconnect in step. */
 static unsigned next_delay(erh_publisher *p)
@@ -171,7 +309,19 @@ static unsigned next_delay(erh_publisher *p)
     return delay;
 }
 
-static bool try_connect(erh_publisher *p)
+static void lose_connection(erh_publisher *p)
+{
+    ErlNifEnv *env = p->msg_env;
+    notify(p, enif_make_tuple3(env, p->shared->atoms.disconnected, server_term(p, atomic_load(&p->current_server)),
+                               make_cstring(env, p->amqp.errstr)));
+    erh_amqp_close(&p->amqp, false);
+    p->connected = false;
+    atomic_store(&p->link_state, ERH_LINK_CONNECTING);
+    window_to_ready(p);
+    p->next_connect_ms = erh_monotonic_ms() + next_delay(p);
+}
+
+static void try_connect(erh_publisher *p)
 {
     const erh_config *config = p->shared->config;
     unsigned server = p->next_server;
@@ -183,7 +333,8 @@ static bool try_connect(erh_publisher *p)
         erh_stats_add(p->shared->stats, ERH_C_CONNECT_FAILURES, 1);
         notify(p, enif_make_tuple3(env, p->shared->atoms.connect_failed, server_term(p, server),
                                    make_cstring(env, p->amqp.errstr)));
-        return false;
+        p->next_connect_ms = erh_monotonic_ms() + next_delay(p);
+        return;
     }
     if (p->ever_connected)
         erh_stats_add(p->shared->stats, ERH_C_RECONNECTS, 1);
@@ -193,7 +344,6 @@ static bool try_connect(erh_publisher *p)
     p->backoff_ms = config->reconnect_min_ms;
     atomic_store(&p->link_state, ERH_LINK_CONNECTED);
     notify(p, enif_make_tuple2(env, p->shared->atoms.connected, server_term(p, server)));
-    return true;
 }
 
 /* ---- publishing ---- */
@@ -207,40 +357,70 @@ static erh_status publish_one(erh_publisher *p, erh_event *event)
 
     char routing_key[ERH_ROUTING_KEY_MAX + 1];
     size_t routing_key_len;
-    /* A key cut to the AMQP limit is still a valid key: publish with it rather than hold the event. */
-    erh_routing_render(config->routing_keys[event->type], event, routing_key, &routing_key_len);
-
-    char message_id[256];
-    int id_len = snprintf(message_id, sizeof message_id, "%.200s-%016" PRIx64 "-%" PRIu64, config->node,
-                          p->shared->boot_id, event->seq);
+    const char *exchange = config->exchange;
+    if (event->dead_letter) {
+        exchange = ""; /* the default exchange routes by queue name */
+        routing_key_len = strlen(config->unroutable_queue);
+        memcpy(routing_key, config->unroutable_queue, routing_key_len + 1);
+    } else {
+        /* A key cut to the AMQP limit is still a valid key: publish with it rather than hold the event. */
+        erh_routing_render(config->routing_keys[event->type], event, routing_key, &routing_key_len);
+    }
+    char id[256];
     erh_amqp_message message = {
         .routing_key = {routing_key, routing_key_len},
-        .message_id = {message_id, (size_t)id_len},
+        .message_id = {id, message_id(p, event, id)},
         .type = erh_event_name(event->type),
         .timestamp_s = event->timestamp / 1000,
         .clientid = event->field[ERH_F_CLIENTID],
         .node = config->node,
         .body = {p->json.data, p->json.len},
     };
-    return erh_amqp_publish(&p->amqp, config->exchange, &message, &event->delivery_tag);
+    return erh_amqp_publish(&p->amqp, exchange, &message, &event->delivery_tag);
 }
 
-/* Publish ready events, then queued ones, while the window has room. */
-static erh_status fill_window(erh_publisher *p)
+/* Refill the empty ready list, up to max events: from the spool while it has unread events (they
+ * are older), else from the memory queue. */
+static void take_more(erh_publisher *p, size_t max)
 {
-    size_t window = p->shared->config->confirm_window;
-    while (p->inflight_count < window) {
-        if (!p->ready_head) {
-            size_t taken;
-            erh_event *batch = erh_queue_pop(&p->queue, window - p->inflight_count, &taken);
-            if (!batch)
-                return ERH_OK;
-            atomic_fetch_add(&p->pending, taken);
+    size_t taken = 0;
+    if (spool_unread(p)) {
+        for (; taken < max; taken++) {
+            erh_event *event;
+            erh_spool_pos pos;
+            if (erh_spool_read(&p->spool, &event, &pos) != ERH_OK) {
+                spool_failed(p);
+                break;
+            }
+            if (!event)
+                break;
+            event->in_spool = true;
+            event->spool_segment = pos.segment;
+            event->spool_offset = pos.offset;
+            list_append(&p->ready_head, &p->ready_tail, event);
+        }
+        erh_stats_add(p->shared->stats, ERH_C_REPLAYED, taken);
+    } else {
+        erh_event *batch = erh_queue_pop(&p->queue, max, &taken);
+        if (batch) {
             p->ready_head = batch;
             for (p->ready_tail = batch; p->ready_tail->next; p->ready_tail = p->ready_tail->next)
                 ;
         }
+    }
+    atomic_fetch_add(&p->pending, taken);
+}
+
+/* Publish ready events, taking more as needed, while the window has room. */
+static erh_status fill_window(erh_publisher *p)
+{
+    size_t window = p->shared->config->confirm_window;
+    while (p->inflight_count < window) {
+        if (!p->ready_head)
+            take_more(p, window - p->inflight_count);
         erh_event *event = p->ready_head;
+        if (!event)
+            return ERH_OK;
         erh_status st = publish_one(p, event);
         if (st == ERH_ERR_ENCODE) {
             erh_stats_add(p->shared->stats, ERH_C_ENCODE_ERRORS, 1);
@@ -259,64 +439,131 @@ static erh_status fill_window(erh_publisher *p)
     return ERH_OK;
 }
 
+/* Publish what can go, then read confirms and returns. False when the connection is lost. */
+static bool exchange_frames(erh_publisher *p)
+{
+    const erh_amqp_handler handler = {.ack = on_ack, .nack = on_nack, .returned = on_return, .ctx = p};
+    erh_status st = fill_window(p);
+    if (st != ERH_OK && st != ERH_ERR_ENCODE)
+        return false;
+    return erh_amqp_service(&p->amqp, &handler) == ERH_OK;
+}
+
 /* ---- the thread ---- */
+
+static bool memory_empty(erh_publisher *p)
+{
+    return erh_queue_count(&p->queue) == 0 && atomic_load(&p->pending) == 0;
+}
 
 static bool should_exit(erh_publisher *p)
 {
     erh_shared *shared = p->shared;
     if (!atomic_load(&shared->stopping))
         return false;
-    return erh_publisher_depth(p) == 0 || erh_monotonic_ms() >= atomic_load(&shared->stop_deadline_ms);
+    bool delivered = memory_empty(p) && (!p->spool_open || erh_spool_pending(&p->spool) == 0);
+    return delivered || erh_monotonic_ms() >= atomic_load(&shared->stop_deadline_ms);
 }
 
-/* Sleep until woken, until the socket has data (when connected), or for at most timeout_ms;
- * never past the stop deadline. */
-static void wait_for(erh_publisher *p, int64_t timeout_ms)
+/* Work that can go on at once, without waiting for the broker or a timer. */
+static bool has_work(erh_publisher *p)
+{
+    if (!p->connected)
+        return false;
+    bool room = p->inflight_count < p->shared->config->confirm_window;
+    return room && (p->ready_head || spool_unread(p) || erh_queue_count(&p->queue) > 0);
+}
+
+/* Sleep until woken, until the socket has data (when connected), until the next connection attempt
+ * or for at most MAX_IDLE_MS (half the heartbeat when shorter); never past the stop deadline. */
+static void wait_for_work(erh_publisher *p)
 {
     erh_shared *shared = p->shared;
-    if (atomic_load(&shared->stopping)) {
-        int64_t left = atomic_load(&shared->stop_deadline_ms) - erh_monotonic_ms();
-        timeout_ms = left < timeout_ms ? (left > 0 ? left : 0) : timeout_ms;
-    }
+    int64_t now = erh_monotonic_ms();
+    int64_t timeout = MAX_IDLE_MS;
+    int64_t half_heartbeat = (int64_t)shared->config->heartbeat_s * 500;
+    if (p->connected && half_heartbeat > 0 && half_heartbeat < timeout)
+        timeout = half_heartbeat;
+    if (!p->connected && p->next_connect_ms - now < timeout)
+        timeout = p->next_connect_ms - now;
+    if (atomic_load(&shared->stopping) && atomic_load(&shared->stop_deadline_ms) - now < timeout)
+        timeout = atomic_load(&shared->stop_deadline_ms) - now;
+    if (timeout <= 0)
+        return;
+    /* A new event is work when it can be published, or spilled while RabbitMQ is away. */
+    bool room = p->inflight_count < shared->config->confirm_window;
+    bool wants_events = p->connected ? room : p->spool_open && !p->spool_full;
+    if (wants_events && !erh_queue_prepare_sleep(&p->queue))
+        return;
     struct pollfd fds[2] = {{.fd = p->queue.wake_fd, .events = POLLIN},
                             {.fd = erh_amqp_fd(&p->amqp), .events = POLLIN}};
-    poll(fds, p->connected ? 2 : 1, (int)timeout_ms);
+    poll(fds, p->connected ? 2 : 1, (int)timeout);
     erh_queue_clear_wake(&p->queue);
 }
 
-static int64_t idle_ms(const erh_config *config)
+/* The first record the next start must send again: the oldest unconfirmed copy, else the cursor. */
+static erh_spool_pos spool_head(erh_publisher *p)
 {
-    int64_t half_heartbeat = (int64_t)config->heartbeat_s * 500;
-    return half_heartbeat > 0 && half_heartbeat < MAX_IDLE_MS ? half_heartbeat : MAX_IDLE_MS;
+    erh_spool_pos head = {p->spool.count ? p->spool.segments[p->spool.read_index].id : 0, p->spool.read_offset};
+    erh_event *lists[2] = {p->inflight_head, p->ready_head};
+    for (int i = 0; i < 2; i++) {
+        for (erh_event *event = lists[i]; event; event = event->next) {
+            erh_spool_pos pos = spool_pos(event);
+            if (event->in_spool && (pos.segment < head.segment || (pos.segment == head.segment && pos.offset < head.offset)))
+                head = pos;
+        }
+    }
+    return head;
+}
+
+/* Stop: every unconfirmed event is kept in the spool for the next start; what does not fit is
+ * counted as dropped. */
+static void finish(erh_publisher *p)
+{
+    erh_stats *stats = p->shared->stats;
+    uint64_t unconfirmed = erh_queue_count(&p->queue) + atomic_load(&p->pending) + (p->spool_open ? p->spool.unread : 0);
+    erh_stats_add(stats, ERH_C_UNDELIVERED, unconfirmed);
+    p->spool_full = false;
+    spill(p);
+    size_t left_in_memory = erh_queue_count(&p->queue);
+    erh_event *lists[2] = {p->inflight_head, p->ready_head};
+    for (int i = 0; i < 2; i++)
+        for (erh_event *event = lists[i]; event; event = event->next)
+            left_in_memory += !event->in_spool;
+    erh_stats_add(stats, ERH_C_DROPPED, left_in_memory);
+    if (p->spool_open) {
+        erh_spool_pos head = spool_head(p);
+        publish_gauges(p);
+        if (erh_spool_close(&p->spool, &head) != ERH_OK)
+            spool_failed(p);
+        p->spool_open = false;
+    }
+    erh_amqp_close(&p->amqp, p->connected);
+    p->connected = false;
+    atomic_store(&p->link_state, ERH_LINK_STOPPED);
 }
 
 static void *publisher_main(void *arg)
 {
     erh_publisher *p = arg;
-    const erh_config *config = p->shared->config;
-    const erh_amqp_handler handler = {.ack = on_ack, .nack = on_nack, .returned = on_return, .ctx = p};
-
+    size_t high_water = p->queue.high_water;
+    open_spool(p);
     while (!should_exit(p)) {
-        if (!p->connected && !try_connect(p)) {
-            wait_for(p, next_delay(p));
-            continue;
+        if (!p->connected && erh_monotonic_ms() >= p->next_connect_ms) {
+            spill(p); /* connecting may take a while: save what waits first */
+            try_connect(p);
         }
-        erh_status st = fill_window(p);
-        if (st == ERH_OK || st == ERH_ERR_ENCODE)
-            st = erh_amqp_service(&p->amqp, &handler) == ERH_OK ? st : ERH_ERR_SOCKET;
-        if (st != ERH_OK && st != ERH_ERR_ENCODE) {
+        if (p->connected && !exchange_frames(p))
             lose_connection(p);
-            continue;
-        }
-        bool room = p->inflight_count < config->confirm_window;
-        if (st == ERH_OK && room && (p->ready_head || !erh_queue_prepare_sleep(&p->queue)))
-            continue;
-        wait_for(p, idle_ms(config));
+        if (!p->connected || erh_queue_count(&p->queue) >= high_water)
+            spill(p);
+        if (p->spool_open && erh_spool_tick(&p->spool, erh_monotonic_ms()) != ERH_OK)
+            spool_failed(p);
+        publish_gauges(p);
+        if (!has_work(p))
+            wait_for_work(p);
     }
-
-    erh_amqp_close(&p->amqp, p->connected);
-    p->connected = false;
-    atomic_store(&p->link_state, ERH_LINK_STOPPED);
+    finish(p);
     return NULL;
 }
 
@@ -325,12 +572,27 @@ static void *publisher_main(void *arg)
 erh_status erh_publisher_init(erh_publisher *p, erh_shared *shared, unsigned index, size_t capacity)
 {
     *p = (erh_publisher){.shared = shared, .index = index, .backoff_ms = shared->config->reconnect_min_ms,
-                         .rng = (unsigned)(shared->boot_id ^ index)};
-    erh_status st = erh_queue_init(&p->queue, capacity);
+                         .rng = (unsigned)(shared->boot_id ^ index), .spool = {.lock_fd = -1}};
+    erh_status st = erh_queue_init(&p->queue, capacity, capacity - capacity / 4);
     if (st != ERH_OK)
         return st;
     p->msg_env = enif_alloc_env();
     return p->msg_env ? ERH_OK : ERH_ERR_NOMEM;
+}
+
+erh_status erh_publisher_lock_spool(erh_publisher *p, char *errstr, size_t errstr_len)
+{
+    const erh_config *config = p->shared->config;
+    char dir[4096];
+    erh_status st = ERH_ERR_TOO_LONG;
+    if (snprintf(dir, sizeof dir, "%s/%u", config->spool_dir, p->index) < (int)sizeof dir)
+        st = erh_spool_lock(&p->spool, dir);
+    else
+        snprintf(p->spool.errstr, sizeof p->spool.errstr, "folder name too long");
+    p->spool_open = st == ERH_OK;
+    if (st != ERH_OK)
+        snprintf(errstr, errstr_len, "%s", p->spool.errstr);
+    return st;
 }
 
 erh_status erh_publisher_start(erh_publisher *p)
@@ -357,6 +619,7 @@ void erh_publisher_destroy(erh_publisher *p)
     list_free(p->ready_head);
     list_free(p->inflight_head);
     p->ready_head = p->ready_tail = p->inflight_head = p->inflight_tail = NULL;
+    erh_spool_close(&p->spool, NULL); /* only a spool locked by a thread that never ran */
     erh_amqp_close(&p->amqp, false);
     erh_buf_free(&p->json);
     erh_queue_destroy(&p->queue);

@@ -1,6 +1,13 @@
 /* A publisher thread: takes events from its queue, encodes them, publishes them on its own AMQP
  * connection with confirms in a window, and reconnects (with backoff, server after server) when the
- * connection fails. Events of one client always go to the same publisher, so they stay in order. */
+ * connection fails. Events of one client always go to the same publisher, so they stay in order.
+ *
+ * Where an accepted event lives until RabbitMQ confirms it, oldest first:
+ *   window (published, unconfirmed) → ready list (to publish next) → spool (disk) → memory queue.
+ * The publisher sends from the ready list, then the spool, then the memory queue. While RabbitMQ is
+ * away, or the memory queue passes its high-water mark, the memory queue is moved to the spool;
+ * the first such move also writes the window and the ready list to the spool, so from then on
+ * every unconfirmed event has a copy on disk, in order, and a stop loses nothing the spool can hold. */
 #ifndef ERH_PUBLISHER_H
 #define ERH_PUBLISHER_H
 
@@ -13,6 +20,7 @@
 #include "erh_amqp.h"
 #include "erh_config.h"
 #include "erh_queue.h"
+#include "erh_spool.h"
 #include "erh_stats.h"
 
 /* Atoms of the messages a publisher sends to the owner process; made once in the NIF's load. */
@@ -23,6 +31,7 @@ typedef struct erh_publisher_atoms {
     ERL_NIF_TERM disconnected;
     ERL_NIF_TERM returned;
     ERL_NIF_TERM encode_failed;
+    ERL_NIF_TERM spool_failed;
 } erh_publisher_atoms;
 
 /* What the publishers of one instance share. Read-only while they run, but for the atomics. */
@@ -31,7 +40,7 @@ typedef struct erh_shared {
     erh_stats *stats;
     erh_publisher_atoms atoms; /* a copy: atoms are global, the library's private data may not be */
     ErlNifPid owner;        /* receives {emqx_rabbitmq_hook_nif, Index, Info} */
-    uint64_t boot_id;       /* random per start: makes message ids unique across restarts */
+    uint64_t boot_id;       /* random per start, stamped on each event: message ids stay unique */
     atomic_bool stopping;   /* drain what is left, then exit */
     _Atomic int64_t stop_deadline_ms; /* monotonic: give up draining at this time */
 } erh_shared;
@@ -61,16 +70,25 @@ typedef struct erh_publisher {
     ErlNifEnv *msg_env;
     unsigned next_server;
     unsigned backoff_ms;
+    int64_t next_connect_ms; /* monotonic: the next connection attempt */
     unsigned rng;
     bool ever_connected;
+    erh_spool spool;
+    bool spool_open;  /* locked at init, opened by the thread; false when disabled or broken */
+    bool spool_full;  /* refused an append; retried once a confirm frees room */
 
     /* Read by stats/1 from other threads. */
     _Atomic int link_state;
     _Atomic unsigned current_server;
     _Atomic size_t pending; /* in the ready list or the window */
+    _Atomic uint64_t spool_bytes;
+    _Atomic uint64_t spool_events; /* unconfirmed events in the spool */
 } erh_publisher;
 
 erh_status erh_publisher_init(erh_publisher *publisher, erh_shared *shared, unsigned index, size_t capacity);
+/* Create and lock this publisher's spool folder (cheap: the thread reads the segments). On error
+ * errstr says why, e.g. that another instance uses the folder. */
+erh_status erh_publisher_lock_spool(erh_publisher *publisher, char *errstr, size_t errstr_len);
 erh_status erh_publisher_start(erh_publisher *publisher);
 /* Wait for the thread to end (after shared->stopping is set); no-op when it never started. */
 void erh_publisher_join(erh_publisher *publisher);

@@ -5,9 +5,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-erh_status erh_queue_init(erh_queue *queue, size_t capacity)
+erh_status erh_queue_init(erh_queue *queue, size_t capacity, size_t high_water)
 {
-    *queue = (erh_queue){.capacity = capacity, .wake_fd = -1};
+    *queue = (erh_queue){.capacity = capacity, .high_water = high_water, .wake_fd = -1};
     if (pthread_mutex_init(&queue->lock, NULL) != 0)
         return ERH_ERR_SYSTEM;
     queue->lock_ready = true;
@@ -45,7 +45,7 @@ erh_status erh_queue_push(erh_queue *queue, erh_event *event)
         queue->head = event;
     queue->tail = event;
     queue->count++;
-    if (queue->consumer_asleep) {
+    if (queue->consumer_asleep || queue->count == queue->high_water) {
         queue->consumer_asleep = false;
         wake = true;
     }
@@ -77,6 +77,14 @@ erh_event *erh_queue_pop(erh_queue *queue, size_t max, size_t *taken)
     pthread_mutex_unlock(&queue->lock);
     *taken = n;
     return first;
+}
+
+erh_event *erh_queue_peek(erh_queue *queue)
+{
+    pthread_mutex_lock(&queue->lock);
+    erh_event *head = queue->head;
+    pthread_mutex_unlock(&queue->lock);
+    return head;
 }
 
 bool erh_queue_prepare_sleep(erh_queue *queue)

@@ -17,12 +17,13 @@ typedef struct erh_queue {
     erh_event *tail;
     size_t count;
     size_t capacity;
+    size_t high_water; /* a push that reaches it wakes the consumer even when busy */
     bool consumer_asleep;
     bool lock_ready;
     int wake_fd; /* eventfd, readable when the consumer must look again */
 } erh_queue;
 
-erh_status erh_queue_init(erh_queue *queue, size_t capacity);
+erh_status erh_queue_init(erh_queue *queue, size_t capacity, size_t high_water);
 /* Free the queue and every event still in it; safe on a zeroed or half-built queue. */
 void erh_queue_destroy(erh_queue *queue);
 
@@ -31,6 +32,9 @@ erh_status erh_queue_push(erh_queue *queue, erh_event *event);
 
 /* Detach up to max events from the head, in order, as a NULL-terminated list; *taken says how many. */
 erh_event *erh_queue_pop(erh_queue *queue, size_t max, size_t *taken);
+
+/* Consumer: the oldest event, left in the queue (only the consumer removes events), or NULL. */
+erh_event *erh_queue_peek(erh_queue *queue);
 
 /* Consumer: returns true when the queue is empty and the consumer may sleep on wake_fd;
  * the next push will then wake it. */

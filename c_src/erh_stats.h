@@ -10,16 +10,21 @@ typedef enum erh_counter {
     ERH_C_RECEIVED,    /* submit calls with a well-formed event */
     ERH_C_FILTERED,    /* events skipped by configuration (event disabled, topic not matched) */
     ERH_C_QUEUED,      /* events accepted into the memory queue */
-    ERH_C_DROPPED,     /* events refused because the memory queue was full */
+    ERH_C_DROPPED,     /* events lost to a full bound: memory queue and spool full, or no room at stop */
     ERH_C_PUBLISHED,   /* basic.publish calls, retries included */
     ERH_C_CONFIRMED,   /* basic.ack received */
     ERH_C_NACKED,      /* basic.nack received (the event is published again) */
     ERH_C_RETURNED,    /* basic.return: no queue was bound for the routing key */
+    ERH_C_UNROUTABLE,  /* returned events sent on to the unroutable queue */
     ERH_C_RETRIED,     /* events published again after a nack or a lost connection */
     ERH_C_RECONNECTS,  /* successful connections after the first */
     ERH_C_CONNECT_FAILURES,
     ERH_C_ENCODE_ERRORS, /* events that could not be encoded (logged) */
-    ERH_C_UNDELIVERED,   /* events still unconfirmed when stop gave up waiting */
+    ERH_C_UNDELIVERED,   /* events still unconfirmed when stop gave up waiting (kept in the spool) */
+    ERH_C_SPOOLED,       /* events written to the disk spool */
+    ERH_C_REPLAYED,      /* events read back from the disk spool */
+    ERH_C_SPOOL_CORRUPT, /* torn or corrupt spool records cut */
+    ERH_C_SPOOL_ERRORS,  /* spool operations that failed (logged) */
     ERH_C__COUNT
 } erh_counter;
 

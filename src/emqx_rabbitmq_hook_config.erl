@@ -65,7 +65,14 @@ specs() ->
      {reconnect_min_ms, 500, {int, 10, 600000}},
      {reconnect_max_ms, 30000, {int, {key, reconnect_min_ms}, 3600000}},
      {connect_timeout_ms, 5000, {int, 100, 600000}},
-     {drain_timeout_ms, 5000, {int, 0, 3600000}}].
+     {drain_timeout_ms, 5000, {int, 0, 3600000}},
+     %% Returned (unroutable) messages go on to this durable queue; "" drops them, counted.
+     {unroutable_queue, "mqtt.events.unroutable", {text, 0, ?SHORTSTR}},
+     %% Relative to the working directory: EMQX runs in its install folder, beside data/.
+     {spool_dir, "data/emqx_rabbitmq_hook/spool", {text, 1, 4000}},
+     {spool_max_bytes, 1 bsl 30, {int, 0, 1 bsl 50}},
+     {spool_sync, interval, {one_of, [always, interval, never], atom}},
+     {spool_sync_interval_ms, 1000, {int, 1, 3600000}}].
 
 %%--------------------------------------------------------------------
 %% API
@@ -365,6 +372,7 @@ reason({less_than, V, Other, Min}) ->
 %% Reasons from elsewhere, e.g. the NIF's {Key, badarg | enomem | system_limit}.
 reason(badarg) -> "rejected by the NIF";
 reason(enomem) -> "out of memory while reading it";
+reason(Text) when is_binary(Text) -> Text;
 reason(Other) -> io_lib:format("~0tP", [Other, 20]).
 
 size_of(V) ->

@@ -50,12 +50,13 @@ handle_info(_Info, State) ->
 terminate(_Reason, #{handle := Handle, config := #{drain_timeout_ms := DrainMs}}) ->
     persistent_term:erase(?KEY),
     ok = emqx_rabbitmq_hook_nif:stop(Handle, DrainMs),
-    case maps:get(undelivered, emqx_rabbitmq_hook_nif:stats(Handle)) of
-        0 ->
+    case emqx_rabbitmq_hook_nif:stats(Handle) of
+        #{undelivered := 0} ->
             ?LOG_INFO("emqx_rabbitmq_hook stopped: every accepted event was confirmed");
-        Left ->
-            ?LOG_WARNING("emqx_rabbitmq_hook stopped with ~b event(s) not confirmed by RabbitMQ "
-                         "after ~b ms of draining", [Left, DrainMs])
+        #{undelivered := Left, spool_events := Kept} ->
+            ?LOG_WARNING("emqx_rabbitmq_hook stopped with ~b event(s) not confirmed by RabbitMQ after ~b ms "
+                         "of draining; ~b event(s) wait in the spool for the next start "
+                         "(see the dropped counter for any that did not fit)", [Left, DrainMs, Kept])
     end.
 
 %% Never show the password in crash reports or sys:get_status/1.
@@ -80,6 +81,10 @@ report(Index, {returned, RoutingKey, MessageId, Why}, State) ->
     throttle({returned, Index}, State,
              "emqx_rabbitmq_hook publisher ~b: RabbitMQ returned message ~ts: no queue is bound "
              "for routing key ~ts (~ts); see the returned counter for how many", [Index, MessageId, RoutingKey, Why]);
+report(Index, {spool_failed, Why}, State) ->
+    throttle({spool_failed, Index}, State,
+             "emqx_rabbitmq_hook publisher ~b: disk spool error: ~ts; events stay in memory while they fit",
+             [Index, Why]);
 report(Index, {encode_failed, Event}, State) ->
     throttle({encode_failed, Index}, State,
              "emqx_rabbitmq_hook publisher ~b could not encode a ~ts event (out of memory); "

@@ -29,7 +29,12 @@ default_map() ->
       reconnect_min_ms => 500,
       reconnect_max_ms => 30000,
       connect_timeout_ms => 5000,
-      drain_timeout_ms => 5000}.
+      drain_timeout_ms => 5000,
+      unroutable_queue => <<"mqtt.events.unroutable">>,
+      spool_dir => <<"data/emqx_rabbitmq_hook/spool">>,
+      spool_max_bytes => 1073741824,
+      spool_sync => interval,
+      spool_sync_interval_ms => 1000}.
 
 %%--------------------------------------------------------------------
 %% Defaults
@@ -111,7 +116,15 @@ accepted() ->
      {heartbeat, 0, 0},
      {reconnect_min_ms, 10, 10},
      {connect_timeout_ms, 100, 100},
-     {drain_timeout_ms, 0, 0}].
+     {drain_timeout_ms, 0, 0},
+     {unroutable_queue, "", <<>>},
+     {unroutable_queue, <<"dead">>, <<"dead">>},
+     {spool_dir, "/var/spool/emqx", <<"/var/spool/emqx">>},
+     {spool_max_bytes, 0, 0},
+     {spool_max_bytes, 1 bsl 50, 1 bsl 50},
+     {spool_sync, always, always},
+     {spool_sync, "never", never},
+     {spool_sync_interval_ms, 1, 1}].
 
 accepted_forms_normalize_test_() ->
     [{lists:flatten(io_lib:format("~p = ~0tp", [Key, Given])),
@@ -198,6 +211,14 @@ rejected() ->
      {publishers, "1"},
      {confirm_window, 0},
      {confirm_window, 65536},
+     {unroutable_queue, lists:duplicate(256, $u)},
+     {unroutable_queue, dead},
+     {spool_dir, ""},
+     {spool_dir, "a\0b"},
+     {spool_max_bytes, -1},
+     {spool_max_bytes, "1GB"},
+     {spool_sync, sometimes},
+     {spool_sync_interval_ms, 0},
      {buffer_events, 0},
      {buffer_events, 100000001},
      {heartbeat, -1},

@@ -134,9 +134,10 @@ deadline(Ms) ->
 %%--------------------------------------------------------------------
 
 %% Application env for a plugin that talks to Rabbit, with Overrides on top.
-plugin_env(#{port := Port}, Overrides) ->
+plugin_env(#{port := Port, dir := Dir}, Overrides) ->
+    Spool = filename:join([Dir, "spool", integer_to_list(erlang:unique_integer([positive]))]),
     Base = #{servers => ["127.0.0.1:" ++ integer_to_list(Port)], reconnect_min_ms => 100,
-             reconnect_max_ms => 1000},
+             reconnect_max_ms => 1000, spool_dir => Spool},
     maps:to_list(maps:merge(Base, maps:from_list(Overrides))).
 
 start_plugin(Env) ->
