@@ -3,7 +3,7 @@
 %% to read what the plugin published.
 -module(erh_test_rabbit).
 
--export([start/0, stop/1, restart/1, port/1, free_port/0]).
+-export([start/0, stop/1, restart/1, pause/1, resume/1, freeze/1, thaw/1, port/1, free_port/0]).
 -export([fetch/3, fetch_json/3, queue_length/2]).
 -export([plugin_env/2, start_plugin/1, stop_plugin/0, wait_for/3]).
 
@@ -32,9 +32,32 @@ stop(#{dir := Dir}) ->
 
 %% Stop and start the same node, keeping its data: what is durable must still be there.
 -spec restart(rabbit()) -> ok.
-restart(Rabbit = #{dir := Dir}) ->
+restart(Rabbit) ->
+    pause(Rabbit),
+    resume(Rabbit).
+
+%% Stop the node, keeping its data, and start it again later with resume/1.
+-spec pause(rabbit()) -> ok.
+pause(#{dir := Dir}) ->
     {0, _} = script(["stop", Dir]),
+    ok.
+
+-spec resume(rabbit()) -> ok.
+resume(Rabbit) ->
     boot(Rabbit).
+
+%% Freeze the node's process (SIGSTOP): its sockets stay open, it answers nothing, sends no
+%% heartbeat; thaw/1 lets it go on.
+-spec freeze(rabbit()) -> ok.
+freeze(Rabbit) -> signal(Rabbit, "STOP").
+
+-spec thaw(rabbit()) -> ok.
+thaw(Rabbit) -> signal(Rabbit, "CONT").
+
+signal(#{dir := Dir}, Signal) ->
+    {ok, Pid} = file:read_file(filename:join(Dir, "rabbitmq.pid")),
+    [] = os:cmd("kill -" ++ Signal ++ " " ++ binary_to_list(string:trim(Pid))),
+    ok.
 
 port(#{port := Port}) -> Port.
 
