@@ -29,6 +29,7 @@ init(Config) ->
             persistent_term:put(?KEY, {Handle, Counters}),
             ?LOG_INFO("emqx_rabbitmq_hook started: ~b publisher(s) to ~ts, exchange ~ts",
                       [maps:get(publishers, Config), format_servers(Config), maps:get(exchange, Config)]),
+            warn_unused_spools(Config),
             {ok, #{handle => Handle, config => Config, logged => #{}}};
         {error, Error} ->
             ?LOG_ERROR("emqx_rabbitmq_hook not started: ~ts",
@@ -102,6 +103,22 @@ throttle(Key, State = #{logged := Logged}, Format, Args) ->
             ?LOG_WARNING(Format, Args),
             State#{logged := Logged#{Key => Now}}
     end.
+
+%% Each publisher reads spool_dir/<index>: folders of publishers beyond the configured count hold
+%% events nobody will send. Say so, with where they are.
+warn_unused_spools(#{spool_dir := Dir, publishers := Publishers, spool_max_bytes := Max}) when Max > 0 ->
+    Unused = [Sub || Sub <- filelib:wildcard(binary_to_list(Dir) ++ "/*"),
+                     case string:to_integer(filename:basename(Sub)) of
+                         {Index, ""} -> Index >= Publishers;
+                         _ -> false
+                     end,
+                     filelib:wildcard(filename:join(Sub, "*.seg")) =/= []],
+    [?LOG_WARNING("emqx_rabbitmq_hook: spool folder ~ts holds events but only ~b publisher(s) are "
+                  "configured, so it is not read; raise publishers or move its files to send them",
+                  [Sub, Publishers]) || Sub <- Unused],
+    ok;
+warn_unused_spools(_Config) ->
+    ok.
 
 format_servers(#{servers := Servers}) ->
     lists:join(", ", [[Host, $:, integer_to_binary(Port)] || {Host, Port} <- Servers]).
