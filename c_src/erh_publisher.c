@@ -12,6 +12,9 @@
 /* Longest sleep in poll(): short enough to send heartbeats on time, to sync the spool on its
  * interval and to notice a stop deadline. */
 #define MAX_IDLE_MS 1000
+/* While RabbitMQ is away, the memory queue moves to the spool this often (and whenever it reaches
+ * its high-water mark): in batches, so a hook call never pays for waking the publisher. */
+#define SPILL_EVERY_MS 100
 /* Segments are a fraction of the spool's bound, so a released segment frees room soon. */
 #define SEGMENT_MAX_BYTES (64u << 20)
 #define SEGMENTS_PER_SPOOL 8
@@ -486,14 +489,15 @@ static void wait_for_work(erh_publisher *p)
         timeout = half_heartbeat;
     if (!p->connected && p->next_connect_ms - now < timeout)
         timeout = p->next_connect_ms - now;
+    if (!p->connected && p->spool_open && SPILL_EVERY_MS < timeout)
+        timeout = SPILL_EVERY_MS;
     if (atomic_load(&shared->stopping) && atomic_load(&shared->stop_deadline_ms) - now < timeout)
         timeout = atomic_load(&shared->stop_deadline_ms) - now;
     if (timeout <= 0)
         return;
-    /* A new event is work when it can be published, or spilled while RabbitMQ is away. */
+    /* A new event is work when it can be published at once. */
     bool room = p->inflight_count < shared->config->confirm_window;
-    bool wants_events = p->connected ? room : p->spool_open && !p->spool_full;
-    if (wants_events && !erh_queue_prepare_sleep(&p->queue))
+    if (p->connected && room && !erh_queue_prepare_sleep(&p->queue))
         return;
     struct pollfd fds[2] = {{.fd = p->queue.wake_fd, .events = POLLIN},
                             {.fd = erh_amqp_fd(&p->amqp), .events = POLLIN}};

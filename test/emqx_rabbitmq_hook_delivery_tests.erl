@@ -6,6 +6,9 @@
 
 -import(erh_test_emqx, [message/5]).
 
+%% A logger handler that sends each warning, formatted, to the test process.
+-export([log/2]).
+
 delivery_test_() ->
     {setup, fun erh_test_rabbit:start/0, fun erh_test_rabbit:stop/1,
      fun(Rabbit) ->
@@ -20,6 +23,7 @@ tests() ->
      fun the_second_server_takes_over_when_the_first_is_down/1,
      fun a_silent_broker_is_noticed_by_heartbeats/1,
      fun unroutable_messages_are_kept_in_the_unroutable_queue/1,
+     fun spool_folders_no_publisher_reads_are_named_at_start/1,
      fun hook_calls_cost_the_same_with_rabbitmq_down/1].
 
 name(Test) ->
@@ -220,6 +224,40 @@ unroutable_messages_are_kept_in_the_unroutable_queue(Ctx = #{rabbit := Rabbit, q
     Kept = erh_test_rabbit:fetch_json(Rabbit, Unroutable, 2),
     ?assertEqual(#{<<"stray">> => [1, 2]}, by_client(Kept)),
     ?assertEqual([<<Unroutable/binary>>, <<Unroutable/binary>>], [K || #{routing_key := K} <- Kept]).
+
+spool_folders_no_publisher_reads_are_named_at_start(Ctx = #{rabbit := Rabbit, spool := Spool}) ->
+    ok = erh_test_rabbit:pause(Rabbit),
+    start(Ctx, [{publishers, 2}]),
+    [publish(C, 1, 20, 20, 0) || C <- clients(10)],
+    wait_until(fun() -> maps:get(spool_events, stats()) =:= 200 end, 20000),
+    erh_test_rabbit:stop_plugin(),
+    ok = logger:add_handler(?MODULE, ?MODULE, #{config => self(), level => warning}),
+    try
+        start(Ctx, [{publishers, 1}]),
+        Unread = filename:join(Spool, "1"),
+        ?assert(lists:any(fun(Line) -> string:find(Line, Unread ++ " holds events") =/= nomatch end,
+                          warnings(2000)))
+    after
+        logger:remove_handler(?MODULE),
+        ok = erh_test_rabbit:resume(Rabbit)
+    end.
+
+log(#{level := warning, msg := Msg}, #{config := Pid}) ->
+    Text = case Msg of
+               {string, String} -> String;
+               {report, Report} -> io_lib:format("~0tp", [Report]);
+               {Format, Args} -> io_lib:format(Format, Args)
+           end,
+    Pid ! {warning, lists:flatten(Text)},
+    ok;
+log(_Event, _Config) ->
+    ok.
+
+%% The warnings logged within Ms.
+warnings(Ms) ->
+    receive {warning, Line} -> [Line | warnings(Ms)]
+    after Ms -> []
+    end.
 
 hook_calls_cost_the_same_with_rabbitmq_down(Ctx = #{rabbit := Rabbit}) ->
     Calls = 20000,
