@@ -301,7 +301,7 @@ static erh_status list_segments(erh_spool *spool, uint64_t **ids, size_t *count)
         (*ids)[(*count)++] = id;
     }
     closedir(dir);
-    if (st == ERH_OK)
+    if (st == ERH_OK && *count > 1)
         qsort(*ids, *count, sizeof **ids, compare_ids);
     return st;
 }
