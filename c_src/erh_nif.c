@@ -363,6 +363,8 @@ static ERL_NIF_TERM enqueue(ErlNifEnv *env, const erh_atoms *atoms, erh_instance
     atomic_fetch_add(&inst->submitting, 1);
     ERL_NIF_TERM result = atoms->ok;
     if (atomic_load(&inst->closing)) {
+        /* A hook call that raced with the stop: the publishers are draining, none will take it. */
+        erh_stats_add(&inst->stats, ERH_C_DROPPED, 1);
         result = error_tuple(env, atoms, atoms->closed);
     } else {
         event->seq = atomic_fetch_add_explicit(&inst->last_seq, 1, memory_order_relaxed) + 1;
