@@ -30,6 +30,10 @@ void erh_config_free(erh_config *config)
     erh_filter_set_free(&config->publish_topics);
     for (int i = 0; i < ERH_EV__COUNT; i++)
         free(config->routing_keys[i]);
+    free(config->tls_cacertfile);
+    free(config->tls_certfile);
+    free(config->tls_keyfile);
+    free(config->tls_server_name);
     *config = (erh_config){0};
 }
 

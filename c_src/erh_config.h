@@ -43,6 +43,14 @@ typedef struct erh_config {
     unsigned reconnect_min_ms;
     unsigned reconnect_max_ms;
     unsigned connect_timeout_ms;
+    bool tls_enable;
+    char *tls_cacertfile;                  /* "" means unset, here and in the three below */
+    char *tls_certfile;
+    char *tls_keyfile;
+    bool tls_verify;                       /* the server's certificate chain and name */
+    char *tls_server_name;                 /* the name to verify; "" means the host dialled */
+    bool auth_external;                    /* SASL EXTERNAL (the client certificate) instead of PLAIN */
+    unsigned max_payload_bytes;            /* larger payloads are left out of the event, see erh_event.h */
 } erh_config;
 
 /* Write "host:port" into out (always NUL-terminated); returns the length written. */

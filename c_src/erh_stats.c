@@ -14,6 +14,7 @@ static const char *const names[ERH_C__COUNT] = {
     [ERH_C_CONNECT_FAILURES] = "connect_failures",
     [ERH_C_ENCODE_ERRORS] = "encode_errors",
     [ERH_C_UNDELIVERED] = "undelivered",
+    [ERH_C_PAYLOADS_OMITTED] = "payloads_omitted",
 };
 
 const char *erh_counter_name(erh_counter c)

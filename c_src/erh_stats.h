@@ -20,6 +20,7 @@ typedef enum erh_counter {
     ERH_C_CONNECT_FAILURES,
     ERH_C_ENCODE_ERRORS, /* events that could not be encoded (logged) */
     ERH_C_UNDELIVERED,   /* events still unconfirmed when stop gave up waiting */
+    ERH_C_PAYLOADS_OMITTED, /* messages sent without their payload, as it exceeded max_payload_bytes */
     ERH_C__COUNT
 } erh_counter;
 
