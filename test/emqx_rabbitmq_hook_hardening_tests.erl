@@ -162,7 +162,22 @@ bad_tls_settings_refuse_to_start_naming_the_key(Ctx) ->
                       {erh_test_rabbit:start_plugin(tls_env(Ctx, Overrides)), Key}),
          wait_log(Ctx, [<<"invalid value for ", (atom_to_binary(Key))/binary>>, Why])
      end || {Key, Overrides, Why} <- Bad],
-    ?assertEqual(undefined, emqx_rabbitmq_hook_server:handle()).
+    ?assertEqual(undefined, emqx_rabbitmq_hook_server:handle()),
+    %% The NIF refuses the same combinations in the map it is given, whatever Erlang let through.
+    {ok, Good} = emqx_rabbitmq_hook_config:parse([]),
+    {CertBin, KeyBin} = {list_to_binary(Cert), list_to_binary(ClientKey)},
+    [?assertEqual({error, {Key, badarg}}, emqx_rabbitmq_hook_nif:start(maps:merge(Good, Values)))
+     || {Key, Values} <- [{tls_keyfile, #{tls_certfile => CertBin}},
+                          {tls_keyfile, #{tls_keyfile => KeyBin}},
+                          {auth_mechanism, #{auth_mechanism => external}},
+                          {auth_mechanism, #{tls_certfile => CertBin, tls_keyfile => KeyBin,
+                                             auth_mechanism => external}},
+                          {auth_mechanism, #{auth_mechanism => <<"external">>}},
+                          {tls_enable, #{tls_enable => 1}},
+                          {tls_verify, #{tls_verify => undefined}},
+                          {tls_server_name, #{tls_server_name => <<"a", 0>>}},
+                          {max_payload_bytes, #{max_payload_bytes => -1}},
+                          {max_payload_bytes, #{max_payload_bytes => 268435457}}]].
 
 %%--------------------------------------------------------------------
 %% Secrets
