@@ -16,7 +16,8 @@
 hardening_test_() ->
     {setup, fun erh_test_rabbit:start_tls/0, fun erh_test_rabbit:stop/1,
      fun(Rabbit) ->
-             [{timeout, 120, {atom_to_list(name(Test)), fun() -> run(Test, Rabbit) end}} || Test <- tests()]
+             [{timeout, 120, {atom_to_list(emqx_rabbitmq_hook_tests:name(Test)), fun() -> run(Test, Rabbit) end}}
+              || Test <- tests()]
      end}.
 
 tests() ->
@@ -31,10 +32,6 @@ tests() ->
      fun the_password_appears_in_no_log_stats_status_or_error/1,
      fun payloads_above_max_payload_bytes_arrive_as_size_and_flag/1,
      fun routing_keys_of_long_topics_and_client_ids_are_cut_at_255_bytes/1].
-
-name(Test) ->
-    {name, Name} = erlang:fun_info(Test, name),
-    Name.
 
 run(Test, Rabbit) ->
     Unique = integer_to_binary(erlang:unique_integer([positive])),

@@ -3,8 +3,8 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
-%% EMQX-shaped arguments and reading back, for the other end-to-end test modules.
--export([clientinfo/3, conninfo/4, message/5, receive_json/2]).
+%% EMQX-shaped arguments, reading back and test names, for the other end-to-end test modules.
+-export([clientinfo/3, conninfo/4, message/5, receive_json/2, name/1]).
 
 -define(NODE, <<"emqx@127.0.0.1">>).
 
