@@ -1,12 +1,16 @@
 # emqx_rabbitmq_hook: the NIF (c_src/ -> priv/) and the Erlang application (rebar3).
 #   make          build everything
-#   make test     C unit tests under valgrind, then the Erlang tests against a real RabbitMQ
+#   make test     C unit tests under valgrind and under ASan+UBSan, a short run of each fuzzer, then
+#                 the Erlang tests against a real RabbitMQ
+#   make fuzz     run each libFuzzer harness for FUZZ_SECONDS (default 60; test/fuzz)
 #   make run      start a local RabbitMQ and drive a realistic workload through the plugin
 #   make deps     install the Debian packages the project needs (test and run do it first)
 
 REBAR ?= rebar3
 # amqp_client and jsx, used by the tests and the demo to read queues, ship with Debian's rabbitmq-server.
 RABBIT_PLUGINS := $(firstword $(wildcard /usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins))
+# How long `make test` runs each fuzzer.
+TEST_FUZZ_SECONDS ?= 20
 
 all: nif
 	$(REBAR) compile
@@ -15,10 +19,16 @@ nif:
 	$(MAKE) -C c_src
 
 test: deps
-	$(MAKE) test-c test-erl
+	$(MAKE) test-c test-fuzz test-erl
 
 test-c:
-	$(MAKE) -C test/c check
+	$(MAKE) -C test/c check asan
+
+test-fuzz:
+	$(MAKE) -C test/fuzz fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+
+fuzz:
+	$(MAKE) -C test/fuzz fuzz
 
 test-erl: nif
 	ERL_LIBS=$(RABBIT_PLUGINS) $(REBAR) eunit
@@ -34,6 +44,7 @@ deps:
 clean:
 	$(MAKE) -C c_src clean
 	$(MAKE) -C test/c clean
+	$(MAKE) -C test/fuzz clean
 	rm -rf _build
 
-.PHONY: all nif test test-c test-erl run deps clean
+.PHONY: all nif test test-c test-fuzz test-erl fuzz run deps clean

@@ -8,6 +8,8 @@
 
 #include <amqp_tcp_socket.h>
 
+#include "erh_tls.h"
+
 #define CHANNEL 1
 #define FRAME_MAX 131072
 
@@ -103,27 +105,57 @@ static erh_status declare_topology(erh_amqp *amqp, const erh_config *config)
     return ERH_OK;
 }
 
+/* A plain TCP socket, or a TLS one set up from the tls_* keys; the connection owns it. */
+static erh_status new_socket(erh_amqp *amqp, const erh_config *config, const erh_server *server,
+                             amqp_socket_t **socket)
+{
+    if (!config->tls_enable) {
+        *socket = amqp_tcp_socket_new(amqp->conn);
+        return *socket ? ERH_OK : fail(amqp, ERH_ERR_NOMEM, "creating a socket: out of memory");
+    }
+    *socket = erh_tls_socket_new(amqp->conn, config, server, amqp->errstr, sizeof amqp->errstr);
+    return *socket ? ERH_OK : ERH_ERR_BADARG;
+}
+
+/* A failed TLS handshake or login says more than rabbitmq-c's "SSL connection failed". */
+static erh_status with_tls_reason(erh_amqp *amqp, const erh_config *config, erh_status st)
+{
+    if (st != ERH_OK && config->tls_enable)
+        erh_tls_explain_failure(amqp->errstr, sizeof amqp->errstr);
+    return st;
+}
+
+/* PLAIN sends username and password; EXTERNAL lets the broker take the name from the client
+ * certificate the TLS handshake presented. */
+static amqp_rpc_reply_t login(erh_amqp *amqp, const erh_config *config)
+{
+    if (config->auth_external)
+        return amqp_login(amqp->conn, config->vhost, 0, FRAME_MAX, (int)config->heartbeat_s,
+                          AMQP_SASL_METHOD_EXTERNAL, config->username);
+    return amqp_login(amqp->conn, config->vhost, 0, FRAME_MAX, (int)config->heartbeat_s, AMQP_SASL_METHOD_PLAIN,
+                      config->username, config->password);
+}
+
 static erh_status open_session(erh_amqp *amqp, const erh_config *config, const erh_server *server)
 {
-    amqp_socket_t *socket = amqp_tcp_socket_new(amqp->conn);
-    if (!socket)
-        return fail(amqp, ERH_ERR_NOMEM, "creating a socket: out of memory");
+    amqp_socket_t *socket;
+    erh_status st = new_socket(amqp, config, server, &socket);
+    if (st != ERH_OK)
+        return st;
     struct timeval timeout = ms_to_timeval(config->connect_timeout_ms);
     amqp_set_handshake_timeout(amqp->conn, &timeout);
     amqp_set_rpc_timeout(amqp->conn, &timeout);
 
     int rc = amqp_socket_open_noblock(socket, server->host, server->port, &timeout);
     if (rc != AMQP_STATUS_OK)
-        return fail(amqp, rc == AMQP_STATUS_TIMEOUT ? ERH_ERR_TIMEOUT : ERH_ERR_SOCKET, "connecting to %s:%d: %s",
-                    server->host, server->port, amqp_error_string2(rc));
+        return with_tls_reason(amqp, config,
+                               fail(amqp, rc == AMQP_STATUS_TIMEOUT ? ERH_ERR_TIMEOUT : ERH_ERR_SOCKET,
+                                    "connecting to %s:%d: %s", server->host, server->port, amqp_error_string2(rc)));
     /* A broker that stops reading (memory alarm, dead peer) must not hold a publisher in send()
      * forever: the send fails, and the connection is replaced. */
     setsockopt(amqp_get_sockfd(amqp->conn), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
 
-    erh_status st = check_reply(amqp,
-                                amqp_login(amqp->conn, config->vhost, 0, FRAME_MAX, (int)config->heartbeat_s,
-                                           AMQP_SASL_METHOD_PLAIN, config->username, config->password),
-                                "logging in");
+    st = with_tls_reason(amqp, config, check_reply(amqp, login(amqp, config), "logging in"));
     if (st != ERH_OK)
         return st;
     amqp_channel_open(amqp->conn, CHANNEL);

@@ -11,6 +11,8 @@ size_t erh_base64_encoded_len(size_t len)
 
 erh_status erh_base64_encode(const char *data, size_t len, erh_buf *out)
 {
+    if (len == 0)
+        return ERH_OK; /* out->data may still be NULL, and NULL + 0 is undefined */
     /* Past this the encoded length no longer fits a size_t. */
     if (len / 3 >= SIZE_MAX / 4 - 1)
         return ERH_ERR_NOMEM;

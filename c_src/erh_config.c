@@ -32,6 +32,10 @@ void erh_config_free(erh_config *config)
         free(config->routing_keys[i]);
     free(config->unroutable_queue);
     free(config->spool_dir);
+    free(config->tls_cacertfile);
+    free(config->tls_certfile);
+    free(config->tls_keyfile);
+    free(config->tls_server_name);
     *config = (erh_config){0};
 }
 

@@ -49,6 +49,14 @@ typedef struct erh_config {
     uint64_t spool_max_bytes;              /* all publishers together; 0: no spool */
     erh_spool_sync spool_sync;
     unsigned spool_sync_interval_ms;
+    bool tls_enable;
+    char *tls_cacertfile;                  /* "" means unset, here and in the three below */
+    char *tls_certfile;
+    char *tls_keyfile;
+    bool tls_verify;                       /* the server's certificate chain and name */
+    char *tls_server_name;                 /* the name to verify; "" means the host dialled */
+    bool auth_external;                    /* SASL EXTERNAL (the client certificate) instead of PLAIN */
+    unsigned max_payload_bytes;            /* larger payloads are left out of the event, see erh_event.h */
 } erh_config;
 
 /* Write "host:port" into out (always NUL-terminated); returns the length written. */

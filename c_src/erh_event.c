@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Packed form, little-endian: version, type, flags, field count, five 64-bit and four 32-bit
+/* Packed form, little-endian: version, type, flags, field count, six 64-bit and four 32-bit
  * numbers, then each field as a 32-bit length (ABSENT for none) and its bytes. A reader takes
  * fewer fields than it knows (the rest absent), so new fields go at the end of erh_field. */
 #define PACK_VERSION 1
@@ -11,6 +11,7 @@
 #define FLAG_CLEAN_START 1
 #define FLAG_RETAIN 2
 #define FLAG_DEAD_LETTER 4
+#define FLAG_PAYLOAD_OMITTED 8
 
 erh_event *erh_event_new(const erh_event *proto)
 {
@@ -91,7 +92,8 @@ static uint64_t get_le(const unsigned char *at, int bytes)
     return value;
 }
 
-#define HEADER_BYTES (4 + 5 * 8 + 4 * 4)
+#define WIDE 6
+#define HEADER_BYTES (4 + WIDE * 8 + 4 * 4)
 
 erh_status erh_event_pack(const erh_event *event, erh_buf *out)
 {
@@ -100,12 +102,14 @@ erh_status erh_event_pack(const erh_event *event, erh_buf *out)
     at[0] = PACK_VERSION;
     at[1] = (unsigned char)event->type;
     at[2] = (unsigned char)((event->clean_start ? FLAG_CLEAN_START : 0) | (event->retain ? FLAG_RETAIN : 0) |
-                            (event->dead_letter ? FLAG_DEAD_LETTER : 0));
+                            (event->dead_letter ? FLAG_DEAD_LETTER : 0) |
+                            (event->payload_omitted ? FLAG_PAYLOAD_OMITTED : 0));
     at[3] = ERH_F__COUNT;
     at += 4;
-    const uint64_t wide[5] = {event->seq, event->boot_id, (uint64_t)event->connected_at,
-                              (uint64_t)event->disconnected_at, (uint64_t)event->timestamp};
-    for (int i = 0; i < 5; i++, at += 8)
+    const uint64_t wide[WIDE] = {event->seq,          event->boot_id,
+                                 (uint64_t)event->connected_at, (uint64_t)event->disconnected_at,
+                                 (uint64_t)event->timestamp,    event->payload_size};
+    for (int i = 0; i < WIDE; i++, at += 8)
         put_le(at, wide[i], 8);
     const int32_t narrow[4] = {event->peerport, event->keepalive, event->proto_ver, event->qos};
     for (int i = 0; i < 4; i++, at += 4)
@@ -133,11 +137,12 @@ erh_status erh_event_unpack(const char *data, size_t len, erh_event **out)
     erh_event proto = {.type = (erh_event_type)at[1],
                        .clean_start = at[2] & FLAG_CLEAN_START,
                        .retain = at[2] & FLAG_RETAIN,
-                       .dead_letter = at[2] & FLAG_DEAD_LETTER};
+                       .dead_letter = at[2] & FLAG_DEAD_LETTER,
+                       .payload_omitted = at[2] & FLAG_PAYLOAD_OMITTED};
     int fields = at[3];
     at += 4;
-    uint64_t wide[5];
-    for (int i = 0; i < 5; i++, at += 8)
+    uint64_t wide[WIDE];
+    for (int i = 0; i < WIDE; i++, at += 8)
         wide[i] = get_le(at, 8);
     int32_t narrow[4];
     for (int i = 0; i < 4; i++, at += 4)
@@ -147,6 +152,7 @@ erh_status erh_event_unpack(const char *data, size_t len, erh_event **out)
     proto.connected_at = (int64_t)wide[2];
     proto.disconnected_at = (int64_t)wide[3];
     proto.timestamp = (int64_t)wide[4];
+    proto.payload_size = wide[5];
     proto.peerport = narrow[0];
     proto.keepalive = narrow[1];
     proto.proto_ver = narrow[2];

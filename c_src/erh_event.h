@@ -52,6 +52,10 @@ typedef struct erh_event {
     int32_t qos;
     bool clean_start;
     bool retain;
+    /* publish: a payload larger than max_payload_bytes is not copied; the field stays absent and
+     * the JSON says how large it was. */
+    bool payload_omitted;
+    uint64_t payload_size;
     char storage[]; /* the bytes of every field, copied in one allocation */
 } erh_event;
 

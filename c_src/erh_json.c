@@ -1,5 +1,6 @@
 #include "erh_json.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -72,6 +73,17 @@ static void put_payload(builder *b, erh_bytes payload, bool force_base64)
         put(b, "payload_encoding", json_string_nocheck(plain ? "plain" : "base64"));
 }
 
+/* A payload above max_payload_bytes was never copied: say so and how large it was, rather than
+ * send a cut one. */
+static void put_omitted_payload(builder *b, uint64_t size)
+{
+    if (b->status != ERH_OK)
+        return;
+    put(b, "payload", json_null());
+    put_bool(b, "payload_omitted", true);
+    put_int(b, "payload_size", size <= INT64_MAX ? (int64_t)size : INT64_MAX);
+}
+
 static void put_connected(builder *b, const erh_event *event)
 {
     put_text(b, "clientid", event->field[ERH_F_CLIENTID]);
@@ -105,7 +117,10 @@ static void put_publish(builder *b, const erh_event *event, bool force_base64)
     put_text(b, "topic", event->field[ERH_F_TOPIC]);
     put_int(b, "qos", event->qos);
     put_bool(b, "retain", event->retain);
-    put_payload(b, event->field[ERH_F_PAYLOAD], force_base64);
+    if (event->payload_omitted)
+        put_omitted_payload(b, event->payload_size);
+    else
+        put_payload(b, event->field[ERH_F_PAYLOAD], force_base64);
     put_int(b, "ts", event->timestamp);
 }
 

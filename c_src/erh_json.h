@@ -15,7 +15,8 @@ typedef struct erh_json_options {
 /* Replace out's content with the JSON object of event (compact, UTF-8, no trailing newline).
  * Strings other than the payload that are not UTF-8 have each bad sequence replaced by U+FFFD;
  * a payload that is not UTF-8 (or any payload with force_base64) is base64 with
- * "payload_encoding":"base64". Absent strings (data == NULL) are null. out also serves as scratch
+ * "payload_encoding":"base64". A payload marked omitted becomes "payload":null,
+ * "payload_omitted":true,"payload_size":N (no payload_encoding). Absent strings (data == NULL) are null. out also serves as scratch
  * space while the object is built, so reuse one buffer per thread to keep its allocation.
  * On error out->len is 0: ERH_ERR_NOMEM, ERH_ERR_BADARG (unknown event type) or ERH_ERR_ENCODE. */
 erh_status erh_json_encode(const erh_event *event, const erh_json_options *options, erh_buf *out);

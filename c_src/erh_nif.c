@@ -327,7 +327,6 @@ static erh_bytes hex(erh_bytes raw, char *out, size_t cap)
 static bool decode_publish(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,
                            const ERL_NIF_TERM *t, int arity, submit_text *text, erh_event *ev)
 {
-    (void)inst;
     erh_bytes *f = ev->field, raw_id;
     if (arity != 9 || !get_bytes(env, t[1], &raw_id) || !get_optional_bytes(env, atoms, t[2], &f[ERH_F_CLIENTID]) ||
         !get_optional_bytes(env, atoms, t[3], &f[ERH_F_USERNAME]) || !get_bytes(env, t[4], &f[ERH_F_TOPIC]) ||
@@ -335,6 +334,12 @@ static bool decode_publish(ErlNifEnv *env, const erh_atoms *atoms, const erh_ins
         !get_bool(atoms, t[7], &ev->retain) || !get_i64(env, t[8], &ev->timestamp))
         return false;
     f[ERH_F_MSG_ID] = hex(raw_id, text->msg_id, sizeof text->msg_id);
+    /* An oversized payload is not copied at all: the submit stays as cheap as for a small one. */
+    if (f[ERH_F_PAYLOAD].len > inst->config.max_payload_bytes) {
+        ev->payload_omitted = true;
+        ev->payload_size = f[ERH_F_PAYLOAD].len;
+        f[ERH_F_PAYLOAD] = (erh_bytes){0};
+    }
     return true;
 }
 
@@ -420,6 +425,8 @@ static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
         erh_stats_add(&inst->stats, ERH_C_FILTERED, 1);
         return atoms->ok;
     }
+    if (proto.payload_omitted)
+        erh_stats_add(&inst->stats, ERH_C_PAYLOADS_OMITTED, 1);
     erh_event *event = erh_event_new(&proto);
     if (!event) {
         erh_stats_add(&inst->stats, ERH_C_DROPPED, 1);

@@ -65,7 +65,17 @@
     ATOM(never, "never")                                                                                 \
     ATOM(spool_failed, "spool_failed")                                                                   \
     ATOM(spool_bytes, "spool_bytes")                                                                     \
-    ATOM(spool_events, "spool_events")
+    ATOM(spool_events, "spool_events")                                                                   \
+    ATOM(tls_enable, "tls_enable")                                                                       \
+    ATOM(tls_cacertfile, "tls_cacertfile")                                                               \
+    ATOM(tls_certfile, "tls_certfile")                                                                   \
+    ATOM(tls_keyfile, "tls_keyfile")                                                                     \
+    ATOM(tls_verify, "tls_verify")                                                                       \
+    ATOM(tls_server_name, "tls_server_name")                                                             \
+    ATOM(auth_mechanism, "auth_mechanism")                                                               \
+    ATOM(plain, "plain")                                                                                 \
+    ATOM(external, "external")                                                                           \
+    ATOM(max_payload_bytes, "max_payload_bytes")
 
 typedef struct erh_atoms {
 #define ERH_ATOM_FIELD(name, text) ERL_NIF_TERM name;

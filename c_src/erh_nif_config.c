@@ -29,6 +29,12 @@ static erh_status copy_uint(ErlNifEnv *env, ERL_NIF_TERM term, unsigned min, uns
     return ERH_OK;
 }
 
+static erh_status read_bool(const erh_atoms *atoms, ERL_NIF_TERM term, bool *out)
+{
+    *out = enif_compare(term, atoms->true_) == 0;
+    return *out || enif_compare(term, atoms->false_) == 0 ? ERH_OK : ERH_ERR_BADARG;
+}
+
 /* A list of C strings: *out is an array of *count strings. */
 static erh_status copy_cstrings(ErlNifEnv *env, ERL_NIF_TERM list, char ***out, size_t *count)
 {
@@ -177,7 +183,9 @@ enum key_index {
     K_NODE, K_SERVERS, K_USERNAME, K_PASSWORD, K_VHOST, K_EXCHANGE, K_EXCHANGE_TYPE, K_QUEUES, K_QUEUE_TYPE,
     K_EVENTS, K_PUBLISH_TOPICS, K_PAYLOAD_ENCODING, K_ROUTING_KEYS, K_PUBLISHERS, K_CONFIRM_WINDOW,
     K_BUFFER_EVENTS, K_HEARTBEAT, K_RECONNECT_MIN_MS, K_RECONNECT_MAX_MS, K_CONNECT_TIMEOUT_MS,
-    K_UNROUTABLE_QUEUE, K_SPOOL_DIR, K_SPOOL_MAX_BYTES, K_SPOOL_SYNC, K_SPOOL_SYNC_INTERVAL_MS, K__COUNT
+    K_UNROUTABLE_QUEUE, K_SPOOL_DIR, K_SPOOL_MAX_BYTES, K_SPOOL_SYNC, K_SPOOL_SYNC_INTERVAL_MS,
+    K_TLS_ENABLE, K_TLS_CACERTFILE, K_TLS_CERTFILE, K_TLS_KEYFILE, K_TLS_VERIFY, K_TLS_SERVER_NAME,
+    K_AUTH_MECHANISM, K_MAX_PAYLOAD_BYTES, K__COUNT
 };
 
 static ERL_NIF_TERM key_atom(const erh_atoms *atoms, enum key_index key)
@@ -188,7 +196,9 @@ static ERL_NIF_TERM key_atom(const erh_atoms *atoms, enum key_index key)
         atoms->payload_encoding, atoms->routing_keys, atoms->publishers, atoms->confirm_window,
         atoms->buffer_events, atoms->heartbeat, atoms->reconnect_min_ms, atoms->reconnect_max_ms,
         atoms->connect_timeout_ms, atoms->unroutable_queue, atoms->spool_dir, atoms->spool_max_bytes,
-        atoms->spool_sync, atoms->spool_sync_interval_ms,
+        atoms->spool_sync, atoms->spool_sync_interval_ms, atoms->tls_enable, atoms->tls_cacertfile,
+        atoms->tls_certfile, atoms->tls_keyfile, atoms->tls_verify, atoms->tls_server_name,
+        atoms->auth_mechanism, atoms->max_payload_bytes,
     };
     return keys[key];
 }
@@ -253,6 +263,29 @@ static erh_status read_key(ErlNifEnv *env, const erh_atoms *atoms, enum key_inde
         return read_spool_sync(atoms, value, c);
     case K_SPOOL_SYNC_INTERVAL_MS:
         return copy_uint(env, value, 1, 3600000, &c->spool_sync_interval_ms);
+    case K_TLS_ENABLE:
+        return read_bool(atoms, value, &c->tls_enable);
+    case K_TLS_CACERTFILE:
+        return copy_cstring(env, value, &c->tls_cacertfile);
+    case K_TLS_CERTFILE:
+        return copy_cstring(env, value, &c->tls_certfile);
+    case K_TLS_KEYFILE: {
+        /* A client certificate is of use only with its key, and a key only with its certificate. */
+        erh_status st = copy_cstring(env, value, &c->tls_keyfile);
+        return st == ERH_OK && !c->tls_certfile[0] != !c->tls_keyfile[0] ? ERH_ERR_BADARG : st;
+    }
+    case K_TLS_VERIFY:
+        return read_bool(atoms, value, &c->tls_verify);
+    case K_TLS_SERVER_NAME:
+        return copy_cstring(env, value, &c->tls_server_name);
+    case K_AUTH_MECHANISM:
+        /* EXTERNAL logs in with the client certificate, so it needs TLS with one. */
+        c->auth_external = enif_compare(value, atoms->external) == 0;
+        if (c->auth_external)
+            return c->tls_enable && c->tls_certfile[0] ? ERH_OK : ERH_ERR_BADARG;
+        return enif_compare(value, atoms->plain) == 0 ? ERH_OK : ERH_ERR_BADARG;
+    case K_MAX_PAYLOAD_BYTES:
+        return copy_uint(env, value, 0, 268435456, &c->max_payload_bytes);
     default:
         return ERH_ERR_BADARG;
     }

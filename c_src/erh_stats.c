@@ -19,6 +19,7 @@ static const char *const names[ERH_C__COUNT] = {
     [ERH_C_REPLAYED] = "replayed",
     [ERH_C_SPOOL_CORRUPT] = "spool_corrupt",
     [ERH_C_SPOOL_ERRORS] = "spool_errors",
+    [ERH_C_PAYLOADS_OMITTED] = "payloads_omitted",
 };
 
 const char *erh_counter_name(erh_counter c)

@@ -25,6 +25,7 @@ typedef enum erh_counter {
     ERH_C_REPLAYED,      /* events read back from the disk spool */
     ERH_C_SPOOL_CORRUPT, /* torn or corrupt spool records cut */
     ERH_C_SPOOL_ERRORS,  /* spool operations that failed (logged) */
+    ERH_C_PAYLOADS_OMITTED, /* messages sent without their payload, as it exceeded max_payload_bytes */
     ERH_C__COUNT
 } erh_counter;
 

@@ -6,9 +6,10 @@ set -euo pipefail
 packages=(
     build-essential pkg-config
     erlang-nox erlang-dev rebar3
-    librabbitmq-dev libjansson-dev libhiredis-dev
+    librabbitmq-dev libjansson-dev libhiredis-dev libssl-dev
     rabbitmq-server redis-server
     check valgrind
+    clang libclang-rt-14-dev openssl
 )
 
 missing=()

@@ -12,7 +12,7 @@ start(_Type, _Args) ->
     Env = application:get_all_env(emqx_rabbitmq_hook),
     case emqx_rabbitmq_hook_config:parse(Env) of
         {ok, Config} ->
-            case emqx_rabbitmq_hook_sup:start_link(Config) of
+            case emqx_rabbitmq_hook_sup:start_link(emqx_rabbitmq_hook_config:hide_secrets(Config)) of
                 {ok, Sup} ->
                     ok = emqx_rabbitmq_hook:load(Env),
                     {ok, Sup};

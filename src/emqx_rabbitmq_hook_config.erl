@@ -1,5 +1,7 @@
 %% The plugin's configuration: application env in, the normalized map the NIF reads out.
 %% Pure: nothing here has side effects (the default node name is the only thing read from the VM).
+%% It reads files, though: the TLS files are checked to be readable PEM, and password_file is read
+%% into password, so that a bad file stops the start with the key named.
 %%
 %% One table, specs/0, drives everything: each row is {Key, Default, Checker}. defaults/0 lists the
 %% defaults; parse/1 runs every row's checker on the given value (or on the default, so defaults go
@@ -9,6 +11,7 @@
 -module(emqx_rabbitmq_hook_config).
 
 -export([parse/1, format_error/1, defaults/0]).
+-export([hide_secrets/1, reveal_secrets/1]).
 
 -export_type([config/0, error/0, reason/0]).
 
@@ -27,7 +30,17 @@
                 | {bad_template, term()}
                 | {not_integer, term()}
                 | {out_of_range, integer(), integer(), integer()}
-                | {less_than, integer(), atom(), integer()}.
+                | {less_than, integer(), atom(), integer()}
+                | secret_not_text
+                | secret_nul_byte
+                | {not_boolean, term()}
+                | {unreadable, binary(), file:posix() | atom()}
+                | {not_pem, binary(), certificate | private_key}
+                | {encrypted_key, binary()}
+                | {needs, atom()}
+                | external_needs_certificate
+                | {empty_file, binary()}
+                | {nul_in_file, binary()}.
 -type error() :: {atom(), reason()}.
 
 -define(EVENTS, [client_connected, client_disconnected, message_publish]).
@@ -36,6 +49,8 @@
 -define(SHORTSTR, 255).
 %% The longest value format_error shows, in characters, before cutting it with "...".
 -define(SHOW_MAX, 80).
+%% EMQX's largest MQTT packet is 256 MB: a larger bound would never apply.
+-define(MAX_PAYLOAD_LIMIT, 268435456).
 
 %%--------------------------------------------------------------------
 %% The table
@@ -72,7 +87,16 @@ specs() ->
      {spool_dir, "data/emqx_rabbitmq_hook/spool", {text, 1, 4000}},
      {spool_max_bytes, 1 bsl 30, {int, 0, 1 bsl 50}},
      {spool_sync, interval, {one_of, [always, interval, never], atom}},
-     {spool_sync_interval_ms, 1000, {int, 1, 3600000}}].
+     {spool_sync_interval_ms, 1000, {int, 1, 3600000}},
+     {tls_enable, false, bool},
+     {tls_cacertfile, "", {pem_file, certificate}},
+     {tls_certfile, "", {pem_file, certificate}},
+     {tls_keyfile, "", key_file},
+     {tls_verify, true, bool},
+     {tls_server_name, "", {text, 0, ?SHORTSTR}},
+     {auth_mechanism, plain, auth_mechanism},
+     {password_file, "", password_file},
+     {max_payload_bytes, 1048576, {int, 0, ?MAX_PAYLOAD_LIMIT}}].
 
 %%--------------------------------------------------------------------
 %% API
@@ -97,6 +121,7 @@ parse([{Key, Default, Checker} | Specs], Env, Acc) ->
             end,
     case check(Checker, Value, Acc) of
         {ok, Normalized} -> parse(Specs, Env, Acc#{Key => Normalized});
+        {ok, Normalized, Also} -> parse(Specs, Env, maps:merge(Acc#{Key => Normalized}, Also));
         {error, Reason} -> {error, {Key, Reason}}
     end.
 
@@ -110,15 +135,64 @@ format_error({Key, Reason}) when is_atom(Key) ->
 format_error(Other) ->
     line("invalid configuration: ~0tP", [Other, 20]).
 
+%% The parsed config with the password wrapped in a closure, which prints as #Fun<...>: what holds
+%% this form (the supervisor's child spec, the server's state) cannot show the password in a crash
+%% report or sys:get_status/1. reveal_secrets/1 unwraps it for the NIF.
+-spec hide_secrets(config()) -> config().
+hide_secrets(Config = #{password := Password}) when is_binary(Password) ->
+    Config#{password := fun() -> Password end};
+hide_secrets(Config) ->
+    Config.
+
+-spec reveal_secrets(config()) -> config().
+reveal_secrets(Config = #{password := Hidden}) when is_function(Hidden, 0) ->
+    Config#{password := Hidden()};
+reveal_secrets(Config) ->
+    Config.
+
 %%--------------------------------------------------------------------
 %% Checkers: check(Checker, Value, ParsedSoFar) -> {ok, Normalized} | {error, reason()}
+%% (or {ok, Normalized, OtherKeys} when the value also sets other keys)
 %%--------------------------------------------------------------------
 
 check({text, Min, Max}, V, _) ->
     text(V, Min, Max);
 check(secret, V, _) ->
-    %% Passwords are bytes to RabbitMQ: no UTF-8 requirement, only no NUL (C strings).
-    with(to_bin(V), fun(Bin) -> no_nul(Bin, V) end);
+    %% Passwords are bytes to RabbitMQ: no UTF-8 requirement, only no NUL (C strings). The reason
+    %% never carries the value: error terms end up in logs.
+    case to_bin(V) of
+        {ok, Bin} ->
+            case no_nul(Bin, V) of
+                {ok, Bin} -> {ok, Bin};
+                {error, _} -> {error, secret_nul_byte}
+            end;
+        {error, _} ->
+            {error, secret_not_text}
+    end;
+check(bool, V, _) when is_boolean(V) ->
+    {ok, V};
+check(bool, V, _) ->
+    {error, {not_boolean, V}};
+check({pem_file, Kind}, V, _) ->
+    optional_path(V, fun(Path) -> pem_file(Path, Kind) end);
+check(key_file, V, #{tls_certfile := Cert}) ->
+    case check({pem_file, private_key}, V, #{}) of
+        {ok, <<>>} when Cert =/= <<>> -> {error, {needs, tls_certfile}};
+        {ok, Key} when Key =/= <<>>, Cert =:= <<>> -> {error, {needs, tls_certfile}};
+        Result -> Result
+    end;
+check(auth_mechanism, V, Acc) ->
+    case one_of(V, [plain, external]) of
+        {ok, external} ->
+            case Acc of
+                #{tls_enable := true, tls_certfile := Cert} when Cert =/= <<>> -> {ok, external};
+                _ -> {error, external_needs_certificate}
+            end;
+        Result ->
+            Result
+    end;
+check(password_file, V, _) ->
+    optional_path(V, fun read_password/1);
 check({one_of, Names, As}, V, _) ->
     with(one_of(V, Names), fun(Name) when As =:= atom -> {ok, Name};
                               (Name) -> {ok, atom_to_binary(Name, utf8)}
@@ -261,6 +335,55 @@ port(Port) ->
             error
     end.
 
+%% A file path, or "" for none.
+optional_path(V, Check) ->
+    with(text(V, 0, 4096),
+         fun(<<>>) -> {ok, <<>>};
+            (Path) -> Check(Path)
+         end).
+
+%% A PEM file holding a certificate or an unencrypted private key. Only the path goes into errors.
+pem_file(Path, Kind) ->
+    Label = case Kind of
+                certificate -> <<"CERTIFICATE-----">>;
+                private_key -> <<"PRIVATE KEY-----">>
+            end,
+    case file:read_file(Path) of
+        {ok, Pem} ->
+            IsPem = binary:match(Pem, <<"-----BEGIN ">>) =/= nomatch andalso binary:match(Pem, Label) =/= nomatch,
+            Encrypted = binary:match(Pem, [<<"ENCRYPTED PRIVATE KEY-----">>, <<"Proc-Type: 4,ENCRYPTED">>]),
+            case {IsPem, Kind, Encrypted} of
+                {false, _, _} -> {error, {not_pem, Path, Kind}};
+                {true, private_key, {_, _}} -> {error, {encrypted_key, Path}};
+                {true, _, _} -> {ok, Path}
+            end;
+        {error, Why} ->
+            {error, {unreadable, Path, Why}}
+    end.
+
+%% The password is the file's content without one trailing newline; it replaces `password`.
+read_password(Path) ->
+    case file:read_file(Path) of
+        {ok, Content} ->
+            case strip_newline(Content) of
+                <<>> -> {error, {empty_file, Path}};
+                Password ->
+                    case binary:match(Password, <<0>>) of
+                        nomatch -> {ok, Path, #{password => Password}};
+                        _ -> {error, {nul_in_file, Path}}
+                    end
+            end;
+        {error, Why} ->
+            {error, {unreadable, Path, Why}}
+    end.
+
+strip_newline(Bin) ->
+    case Bin of
+        <<Text:(byte_size(Bin) - 2)/binary, "\r\n">> -> Text;
+        <<Text:(byte_size(Bin) - 1)/binary, "\n">> -> Text;
+        _ -> Bin
+    end.
+
 queue({Name, Keys}) ->
     with(text(Name, 1, ?SHORTSTR),
          fun(N) -> with(each(Keys, fun(K) -> text(K, 0, ?SHORTSTR) end), fun(Ks) -> {ok, {N, Ks}} end) end);
@@ -369,6 +492,19 @@ reason({not_integer, V}) -> [show(V), " is not an integer"];
 reason({out_of_range, V, Min, Max}) -> io_lib:format("~b is not in ~b..~b", [V, Min, Max]);
 reason({less_than, V, Other, Min}) ->
     io_lib:format("~b is less than ~ts (~b)", [V, Other, Min]);
+reason(secret_not_text) -> "it is not a string (the value is not shown)";
+reason(secret_nul_byte) -> "it contains a NUL byte (the value is not shown)";
+reason({not_boolean, V}) -> [show(V), " is not true or false"];
+reason({unreadable, Path, Why}) -> [show(Path), " cannot be read: ", file:format_error(Why)];
+reason({not_pem, Path, certificate}) -> [show(Path), " holds no PEM certificate"];
+reason({not_pem, Path, private_key}) -> [show(Path), " holds no PEM private key"];
+reason({encrypted_key, Path}) ->
+    [show(Path), " is encrypted; give the key unencrypted, in a file only the broker's user can read"];
+reason({needs, Other}) -> ["it goes with ", atom_to_list(Other), ": set both or neither"];
+reason(external_needs_certificate) ->
+    "external logs in with the client certificate: it needs tls_enable = true, tls_certfile and tls_keyfile";
+reason({empty_file, Path}) -> [show(Path), " is empty"];
+reason({nul_in_file, Path}) -> [show(Path), " contains a NUL byte (the content is not shown)"];
 %% Reasons from elsewhere, e.g. the NIF's {Key, badarg | enomem | system_limit}.
 reason(badarg) -> "rejected by the NIF";
 reason(enomem) -> "out of memory while reading it";

@@ -21,15 +21,18 @@ handle() ->
 start_link(Config) ->
     gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).
 
+%% Config comes with its password hidden (emqx_rabbitmq_hook_config:hide_secrets/1); only the NIF
+%% sees it in the clear.
 init(Config) ->
     process_flag(trap_exit, true),
-    case emqx_rabbitmq_hook_nif:start(Config) of
+    case emqx_rabbitmq_hook_nif:start(emqx_rabbitmq_hook_config:reveal_secrets(Config)) of
         {ok, Handle} ->
             Counters = emqx_rabbitmq_hook:new_counters(),
             persistent_term:put(?KEY, {Handle, Counters}),
             ?LOG_INFO("emqx_rabbitmq_hook started: ~b publisher(s) to ~ts, exchange ~ts",
                       [maps:get(publishers, Config), format_servers(Config), maps:get(exchange, Config)]),
             warn_unused_spools(Config),
+            warn_unverified_tls(Config),
             {ok, #{handle => Handle, config => Config, logged => #{}}};
         {error, Error} ->
             ?LOG_ERROR("emqx_rabbitmq_hook not started: ~ts",
@@ -118,6 +121,12 @@ warn_unused_spools(#{spool_dir := Dir, publishers := Publishers, spool_max_bytes
                   [Sub, Publishers]) || Sub <- Unused],
     ok;
 warn_unused_spools(_Config) ->
+    ok.
+
+warn_unverified_tls(#{tls_enable := true, tls_verify := false}) ->
+    ?LOG_WARNING("emqx_rabbitmq_hook: tls_verify is false: the connection is encrypted but the "
+                 "server's certificate is not checked, so anyone on the path can pose as RabbitMQ");
+warn_unverified_tls(_Config) ->
     ok.
 
 format_servers(#{servers := Servers}) ->

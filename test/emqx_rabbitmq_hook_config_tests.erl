@@ -34,7 +34,16 @@ default_map() ->
       spool_dir => <<"data/emqx_rabbitmq_hook/spool">>,
       spool_max_bytes => 1073741824,
       spool_sync => interval,
-      spool_sync_interval_ms => 1000}.
+      spool_sync_interval_ms => 1000,
+      tls_enable => false,
+      tls_cacertfile => <<>>,
+      tls_certfile => <<>>,
+      tls_keyfile => <<>>,
+      tls_verify => true,
+      tls_server_name => <<>>,
+      auth_mechanism => plain,
+      password_file => <<>>,
+      max_payload_bytes => 1048576}.
 
 %%--------------------------------------------------------------------
 %% Defaults
@@ -124,7 +133,15 @@ accepted() ->
      {spool_max_bytes, 1 bsl 50, 1 bsl 50},
      {spool_sync, always, always},
      {spool_sync, "never", never},
-     {spool_sync_interval_ms, 1, 1}].
+     {spool_sync_interval_ms, 1, 1},
+     {tls_enable, true, true},
+     {tls_verify, false, false},
+     {tls_cacertfile, "", <<>>},
+     {tls_server_name, "rabbit.example.com", <<"rabbit.example.com">>},
+     {auth_mechanism, "plain", plain},
+     {password_file, <<>>, <<>>},
+     {max_payload_bytes, 0, 0},
+     {max_payload_bytes, 268435456, 268435456}].
 
 accepted_forms_normalize_test_() ->
     [{lists:flatten(io_lib:format("~p = ~0tp", [Key, Given])),
@@ -232,7 +249,19 @@ rejected() ->
      {connect_timeout_ms, 99},
      {connect_timeout_ms, 600001},
      {drain_timeout_ms, -1},
-     {drain_timeout_ms, 3600001}].
+     {drain_timeout_ms, 3600001},
+     {tls_enable, "true"},
+     {tls_cacertfile, "/nonexistent/ca.pem"},
+     {tls_certfile, 1},
+     {tls_keyfile, "/nonexistent/client.key"},
+     {tls_verify, 1},
+     {tls_server_name, lists:duplicate(256, $n)},
+     {auth_mechanism, amqplain},
+     {auth_mechanism, external},  % without TLS and a client certificate
+     {password_file, "/nonexistent/password"},
+     {password_file, password},
+     {max_payload_bytes, -1},
+     {max_payload_bytes, 268435457}].
 
 rejected_values_name_their_key_test_() ->
     [{lists:flatten(io_lib:format("~p = ~0tP", [Key, Given, 6])),
@@ -286,6 +315,10 @@ password_value_never_appears_test_() ->
                 ?assertEqual(nomatch, binary:match(Line, Shown))
             end)
      || {Secret, Shown} <- Secrets]
+    ++ [?_assertEqual(nomatch, binary:match(iolist_to_binary(io_lib:format("~tp ~tw", [Error, Error])),
+                                            <<"hunter2">>))
+        || Secret <- [<<"hunter2", 0>>, "hunter2\0", hunter2, {"hunter2"}, ["hunter2"]],
+           {error, Error} <- [?M:parse([{password, Secret}])]]
     ++ [?_assertEqual(nomatch, binary:match(?M:format_error({password, Reason}), <<"hunter2">>))
         || Reason <- [{not_text, hunter2}, {nul_byte, <<"hunter2", 0>>}, {something, "hunter2"}]].
 
@@ -297,6 +330,10 @@ every_reason_renders_test_() ->
                {not_one_of, x, [a, b]}, {bad_topic_filter, "a#"}, {not_a_map, x},
                {bad_template, "${x}"}, {not_integer, 1.5}, {out_of_range, 0, 1, 16},
                {less_than, 1, reconnect_min_ms, 500},
+               secret_not_text, secret_nul_byte, {not_boolean, 1}, {unreadable, <<"/x">>, enoent},
+               {not_pem, <<"/x">>, certificate}, {not_pem, <<"/x">>, private_key}, {encrypted_key, <<"/x">>},
+               {needs, tls_certfile}, external_needs_certificate, {empty_file, <<"/x">>},
+               {nul_in_file, <<"/x">>},
                badarg, enomem, {weird, make_ref(), self()}],
     [?_test(begin
                 Line = ?M:format_error({exchange, Reason}),
@@ -321,3 +358,81 @@ non_text_elements_are_named_test() ->
                  ?M:format_error(element(2, ?M:parse([{exchange, ""}])))),
     ?assertEqual(<<"invalid value for username: <<255>> is not valid UTF-8">>,
                  ?M:format_error(element(2, ?M:parse([{username, <<255>>}])))).
+
+%%--------------------------------------------------------------------
+%% Files named by the configuration
+%%--------------------------------------------------------------------
+
+%% Run Fun(Dir) in a fresh temporary folder.
+with_dir(Fun) ->
+    Dir = filename:join(case os:getenv("TMPDIR") of false -> "/tmp"; T -> T end,
+                        "erh_config_" ++ integer_to_list(erlang:unique_integer([positive]))),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    try Fun(Dir)
+    after file:del_dir_r(Dir)
+    end.
+
+write(Dir, Name, Content) ->
+    Path = filename:join(Dir, Name),
+    ok = file:write_file(Path, Content),
+    list_to_binary(Path).
+
+password_file_replaces_password_without_one_trailing_newline_test() ->
+    with_dir(fun(Dir) ->
+        [?assertMatch({ok, #{password := Expected, password_file := Path}},
+                      ?M:parse([{password, "ignored"}, {password_file, Path}]))
+         || {Content, Expected} <- [{<<"s3cret\n">>, <<"s3cret">>}, {<<"s3cret\r\n">>, <<"s3cret">>},
+                                    {<<"s3cret">>, <<"s3cret">>}, {<<"s3cret \n\n">>, <<"s3cret \n">>},
+                                    {<<255, 1, "\n">>, <<255, 1>>}],
+            Path <- [write(Dir, "password", Content)]]
+    end).
+
+password_file_errors_name_the_key_and_not_the_content_test() ->
+    with_dir(fun(Dir) ->
+        Empty = write(Dir, "empty", <<"\n">>),
+        Nul = write(Dir, "nul", <<"hunter2", 0, "\n">>),
+        Missing = filename:join(Dir, "missing"),
+        [begin
+             {error, {password_file, Reason} = Error} = ?M:parse([{password_file, Path}]),
+             ?assertEqual(Expected, element(1, Reason)),
+             Line = ?M:format_error(Error),
+             ?assertMatch(<<"invalid value for password_file: ", _/binary>>, Line),
+             [?assertEqual(nomatch, binary:match(Text, <<"hunter2">>))
+              || Text <- [Line, iolist_to_binary(io_lib:format("~tp ~tw", [Error, Error]))]]
+         end || {Path, Expected} <- [{Empty, empty_file}, {Nul, nul_in_file}, {Missing, unreadable}]]
+    end).
+
+tls_files_must_be_readable_pem_of_the_right_kind_test() ->
+    Cert = <<"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n">>,
+    Key = <<"-----BEGIN PRIVATE KEY-----\nMIGH\n-----END PRIVATE KEY-----\n">>,
+    EcKey = <<"-----BEGIN EC PRIVATE KEY-----\nMHcC\n-----END EC PRIVATE KEY-----\n">>,
+    Encrypted = <<"-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIHs\n-----END ENCRYPTED PRIVATE KEY-----\n">>,
+    OldEncrypted = <<"-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\nMIIE\n-----END RSA PRIVATE KEY-----\n">>,
+    with_dir(fun(Dir) ->
+        [C, K, E, X, O, N] = [write(Dir, Name, Content)
+                              || {Name, Content} <- [{"c.pem", Cert}, {"k.pem", Key}, {"ec.pem", EcKey},
+                                                     {"x.pem", Encrypted}, {"o.pem", OldEncrypted},
+                                                     {"n.pem", <<"not PEM">>}]],
+        ?assertMatch({ok, #{tls_cacertfile := C, tls_certfile := C, tls_keyfile := K}},
+                     ?M:parse([{tls_cacertfile, C}, {tls_certfile, C}, {tls_keyfile, K}])),
+        ?assertMatch({ok, #{tls_keyfile := E}}, ?M:parse([{tls_certfile, C}, {tls_keyfile, E}])),
+        ?assertMatch({ok, #{auth_mechanism := external}},
+                     ?M:parse([{tls_enable, true}, {tls_certfile, C}, {tls_keyfile, K}, {auth_mechanism, external}])),
+        ?assertEqual({error, {tls_cacertfile, {not_pem, N, certificate}}}, ?M:parse([{tls_cacertfile, N}])),
+        ?assertEqual({error, {tls_certfile, {not_pem, K, certificate}}}, ?M:parse([{tls_certfile, K}])),
+        ?assertEqual({error, {tls_keyfile, {not_pem, C, private_key}}},
+                     ?M:parse([{tls_certfile, C}, {tls_keyfile, C}])),
+        [?assertEqual({error, {tls_keyfile, {encrypted_key, P}}}, ?M:parse([{tls_certfile, C}, {tls_keyfile, P}]))
+         || P <- [X, O]],
+        ?assertEqual({error, {tls_keyfile, {needs, tls_certfile}}}, ?M:parse([{tls_certfile, C}])),
+        ?assertEqual({error, {tls_keyfile, {needs, tls_certfile}}}, ?M:parse([{tls_keyfile, K}])),
+        ?assertEqual({error, {auth_mechanism, external_needs_certificate}},
+                     ?M:parse([{tls_enable, true}, {auth_mechanism, external}]))
+    end).
+
+secrets_are_hidden_in_the_config_terms_and_revealed_for_the_nif_test() ->
+    {ok, Config} = ?M:parse([{password, "hunter2"}]),
+    Hidden = ?M:hide_secrets(Config),
+    ?assertEqual(nomatch, binary:match(iolist_to_binary(io_lib:format("~tp ~tw", [Hidden, Hidden])), <<"hunter2">>)),
+    ?assertEqual(Config, ?M:reveal_secrets(Hidden)),
+    ?assertEqual(Config, ?M:reveal_secrets(Config)).

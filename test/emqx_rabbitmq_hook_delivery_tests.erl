@@ -12,7 +12,8 @@
 delivery_test_() ->
     {setup, fun erh_test_rabbit:start/0, fun erh_test_rabbit:stop/1,
      fun(Rabbit) ->
-             [{timeout, 300, {atom_to_list(name(Test)), fun() -> run(Test, Rabbit) end}} || Test <- tests()]
+             [{timeout, 300, {atom_to_list(emqx_rabbitmq_hook_tests:name(Test)), fun() -> run(Test, Rabbit) end}}
+              || Test <- tests()]
      end}.
 
 tests() ->
@@ -25,10 +26,6 @@ tests() ->
      fun unroutable_messages_are_kept_in_the_unroutable_queue/1,
      fun spool_folders_no_publisher_reads_are_named_at_start/1,
      fun hook_calls_cost_the_same_with_rabbitmq_down/1].
-
-name(Test) ->
-    {name, Name} = erlang:fun_info(Test, name),
-    Name.
 
 run(Test, Rabbit) ->
     Unique = integer_to_binary(erlang:unique_integer([positive])),

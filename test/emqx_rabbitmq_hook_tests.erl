@@ -3,6 +3,9 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
+%% Reading back and test names, for the other end-to-end test modules.
+-export([receive_json/2, name/1]).
+
 -define(NODE, <<"emqx@127.0.0.1">>).
 
 -import(erh_test_emqx, [clientinfo/3, conninfo/4, disconninfo/5, message/5, message/6]).

@@ -4,13 +4,14 @@
 -module(erh_test_rabbit).
 
 -export([start/0, stop/1, restart/1, pause/1, resume/1, freeze/1, thaw/1, port/1, free_port/0]).
+-export([start_tls/0, tls_port/1, tls_file/2, ctl/2]).
 -export([fetch/3, fetch_json/3, queue_length/2]).
 -export([plugin_env/2, start_plugin/1, stop_plugin/0, wait_for/3]).
 
 -include_lib("amqp_client/include/amqp_client.hrl").
 
 -type rabbit() :: #{dir := string(), port := inet:port_number(), dist := inet:port_number(),
-                    epmd := inet:port_number()}.
+                    epmd := inet:port_number(), tls_port => inet:port_number()}.
 
 %%--------------------------------------------------------------------
 %% The server
@@ -18,11 +19,22 @@
 
 -spec start() -> rabbit().
 start() ->
-    Dir = filename:join(tmp_dir(), "erh_rabbit_" ++ integer_to_list(erlang:unique_integer([positive]))
-                        ++ "_" ++ os:getpid()),
-    Rabbit = #{dir => Dir, port => free_port(), dist => free_port(), epmd => free_port()},
+    Rabbit = new(),
     boot(Rabbit),
     Rabbit.
+
+%% A node that also listens for TLS, with certificates made for the occasion (see rabbitmq.sh):
+%% tls_file/2 names them, e.g. tls_file(Rabbit, "ca.pem").
+-spec start_tls() -> rabbit().
+start_tls() ->
+    Rabbit = (new())#{tls_port => free_port()},
+    boot(Rabbit),
+    Rabbit.
+
+new() ->
+    Dir = filename:join(tmp_dir(), "erh_rabbit_" ++ integer_to_list(erlang:unique_integer([positive]))
+                        ++ "_" ++ os:getpid()),
+    #{dir => Dir, port => free_port(), dist => free_port(), epmd => free_port()}.
 
 -spec stop(rabbit()) -> ok.
 stop(#{dir := Dir}) ->
@@ -61,8 +73,19 @@ signal(#{dir := Dir}, Signal) ->
 
 port(#{port := Port}) -> Port.
 
-boot(#{dir := Dir, port := Port, dist := Dist, epmd := Epmd}) ->
-    case script(["start", Dir | [integer_to_list(P) || P <- [Port, Dist, Epmd]]]) of
+tls_port(#{tls_port := Port}) -> Port.
+
+tls_file(#{dir := Dir}, Name) -> filename:join([Dir, "tls", Name]).
+
+%% rabbitmqctl against the node; its output.
+-spec ctl(rabbit(), [string()]) -> binary().
+ctl(#{dir := Dir}, Args) ->
+    {0, Output} = script(["ctl", Dir | Args]),
+    Output.
+
+boot(Rabbit = #{dir := Dir, port := Port, dist := Dist, epmd := Epmd}) ->
+    Ports = [Port, Dist, Epmd | [P || P <- [maps:get(tls_port, Rabbit, none)], P =/= none]],
+    case script(["start", Dir | [integer_to_list(P) || P <- Ports]]) of
         {0, _} -> ok;
         {Status, Output} -> error({rabbitmq_did_not_start, Status, Output})
     end.

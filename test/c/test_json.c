@@ -265,6 +265,25 @@ START_TEST(empty_payload_is_plain)
 }
 END_TEST
 
+START_TEST(omitted_payload_has_its_size_and_a_flag)
+{
+    static const char *const keys[] = {"action", "node", "id", "from_client_id", "from_username", "topic", "qos",
+                                       "retain", "payload", "payload_omitted", "payload_size", "ts", "seq"};
+    const erh_json_options forced = {.node = NODE, .force_base64 = true};
+    erh_buf out = {0};
+    erh_event event = publish((erh_bytes){NULL, 0});
+    event.payload_omitted = true;
+    event.payload_size = 5000000000u;
+    json_t *object = round_trip(&event, &forced, &out);
+    assert_keys(object, keys, sizeof keys / sizeof keys[0]);
+    assert_null(object, "payload");
+    assert_bool(object, "payload_omitted", true);
+    assert_int(object, "payload_size", 5000000000);
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
 START_TEST(nul_bytes_inside_strings_survive)
 {
     erh_buf out = {0};
@@ -408,6 +427,7 @@ int main(void)
     tcase_add_test(tc, non_utf8_payload_is_base64);
     tcase_add_test(tc, force_base64_encodes_every_payload);
     tcase_add_test(tc, empty_payload_is_plain);
+    tcase_add_test(tc, omitted_payload_has_its_size_and_a_flag);
     tcase_add_test(tc, nul_bytes_inside_strings_survive);
     tcase_add_test(tc, invalid_utf8_strings_are_sanitized);
     tcase_add_test(tc, large_payload_round_trips);

@@ -91,6 +91,8 @@ START_TEST(event_pack_round_trip_keeps_every_field_and_absence)
     event.connected_at = -5;
     event.peerport = 65535;
     event.dead_letter = true;
+    event.payload_omitted = true;
+    event.payload_size = 5000000;
     erh_buf buf = {0};
     ck_assert_int_eq(erh_event_pack(&event, &buf), ERH_OK);
     erh_event *back;
@@ -100,7 +102,8 @@ START_TEST(event_pack_round_trip_keeps_every_field_and_absence)
     ck_assert_int_eq(back->connected_at, -5);
     ck_assert_int_eq(back->peerport, 65535);
     ck_assert_int_eq(back->qos, 2);
-    ck_assert(back->retain && back->dead_letter && !back->clean_start);
+    ck_assert(back->retain && back->dead_letter && back->payload_omitted && !back->clean_start);
+    ck_assert_uint_eq(back->payload_size, 5000000);
     ck_assert_ptr_nonnull(back->field[ERH_F_USERNAME].data);
     ck_assert_uint_eq(back->field[ERH_F_USERNAME].len, 0);
     ck_assert_ptr_null(back->field[ERH_F_REASON].data);
