@@ -3,6 +3,7 @@
 #   make test     C unit tests under valgrind, then the Erlang tests against a real RabbitMQ
 #   make run      start a local RabbitMQ and drive a realistic workload through the plugin
 #   make deps     install the Debian packages the project needs (test and run do it first)
+#   make package-emqx4 / package-emqx5   plugin packages for EMQX 4.3/4.4 and EMQX 5 (_build/packages)
 
 REBAR ?= rebar3
 # amqp_client and jsx, used by the tests and the demo to read queues, ship with Debian's rabbitmq-server.
@@ -31,9 +32,12 @@ run: deps
 deps:
 	scripts/install-deps.sh
 
+package-emqx4 package-emqx5: all
+	scripts/package.sh $(@:package-%=%)
+
 clean:
 	$(MAKE) -C c_src clean
 	$(MAKE) -C test/c clean
 	rm -rf _build
 
-.PHONY: all nif test test-c test-erl run deps clean
+.PHONY: all nif test test-c test-erl run deps clean package-emqx4 package-emqx5

@@ -311,6 +311,8 @@ static void *publisher_main(void *arg)
         bool room = p->inflight_count < config->confirm_window;
         if (st == ERH_OK && room && (p->ready_head || !erh_queue_prepare_sleep(&p->queue)))
             continue;
+        if (should_exit(p)) /* the last confirm of a drain: stop now, not after an idle wait */
+            break;
         wait_for(p, idle_ms(config));
     }
 

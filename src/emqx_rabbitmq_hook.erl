@@ -5,7 +5,7 @@
 
 -emqx_plugin(?MODULE).
 
--export([load/1, unload/0, stats/0]).
+-export([load/1, unload/0, stats/0, status/0, broker/0]).
 -export([on_client_connected/3, on_client_disconnected/4, on_message_publish/2]).
 -export([new_counters/0]).
 
@@ -55,6 +55,7 @@ hooks() ->
      {message_publish, 'message.publish', on_message_publish}].
 
 %% EMQX 5 registers with a priority through emqx_hooks:add/3; EMQX 4 through emqx:hook/2.
+-spec broker() -> emqx5 | emqx4 | none.
 broker() ->
     case application:get_key(emqx, vsn) of
         {ok, "5" ++ _} -> emqx5;
@@ -85,6 +86,17 @@ stats() ->
         undefined ->
             #{running => false}
     end.
+
+%% What `emqx_ctl rabbitmq_hook status` shows: whether the plugin runs, each publisher's connection
+%% (state, server, queue depth), the total queue depth, and whatever the NIF reports about the
+%% spool, Redis and the presence registry (keys starting with spool, redis or presence).
+-spec status() -> map().
+status() ->
+    maps:filter(fun(Key, _) -> is_status(atom_to_list(Key)) end, stats()).
+
+is_status(Key) ->
+    lists:member(Key, ["running", "connections", "queue_depth"])
+        orelse lists:any(fun(Prefix) -> lists:prefix(Prefix, Key) end, ["spool", "redis", "presence"]).
 
 new_counters() ->
     counters:new(3, [write_concurrency]).

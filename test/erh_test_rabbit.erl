@@ -3,7 +3,7 @@
 %% to read what the plugin published.
 -module(erh_test_rabbit).
 
--export([start/0, stop/1, restart/1, port/1, free_port/0]).
+-export([start/0, stop/1, restart/1, port/1, free_port/0, ctl/2]).
 -export([fetch/3, fetch_json/3, queue_length/2]).
 -export([plugin_env/2, start_plugin/1, stop_plugin/0, wait_for/3]).
 
@@ -37,6 +37,11 @@ restart(Rabbit = #{dir := Dir}) ->
     boot(Rabbit).
 
 port(#{port := Port}) -> Port.
+
+%% rabbitmqctl against this node: {ExitStatus, Output}.
+-spec ctl(rabbit(), [string()]) -> {non_neg_integer(), binary()}.
+ctl(#{dir := Dir}, Args) ->
+    script(["ctl", Dir | Args]).
 
 boot(#{dir := Dir, port := Port, dist := Dist, epmd := Epmd}) ->
     case script(["start", Dir | [integer_to_list(P) || P <- [Port, Dist, Epmd]]]) of
