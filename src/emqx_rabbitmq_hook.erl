@@ -168,13 +168,16 @@ submit(Build) ->
             end
     end.
 
+%% A slot holds the monotonic second of the last warning, 0 for none yet (monotonic time is
+%% often negative, so "long after 0" would not mean "never").
 warn(Counters, Slot, Why) ->
     Now = erlang:monotonic_time(second),
-    case Now - counters:get(Counters, Slot) >= ?LOG_EVERY_S of
+    Last = counters:get(Counters, Slot),
+    case Last =:= 0 orelse Now - Last >= ?LOG_EVERY_S of
         true ->
             counters:put(Counters, Slot, Now),
-            ?LOG_WARNING("emqx_rabbitmq_hook: event not accepted (~p); see emqx_rabbitmq_hook:stats() "
-                         "for how many (dropped, malformed)", [Why]);
+            ?LOG_WARNING("emqx_rabbitmq_hook: event not accepted (~p); `emqx_ctl rabbitmq_hook stats` "
+                         "says how many (dropped, malformed)", [Why]);
         false ->
             ok
     end.

@@ -228,7 +228,12 @@ logs_say_connected_and_lost_with_the_reason_and_never_a_password(Ctx = #{rabbit 
                       ok = erh_test_rabbit:stop_plugin(),
                       ?assertMatch({error, {?APP, {{password, hidden}, _}}},
                                    erh_test_rabbit:start_plugin(env(Ctx, [{password, <<Secret/binary, 0>>}]))),
-                      ?assertMatch({error, _}, erh_test_rabbit:start_plugin(env(Ctx, [{password, Secret}, {confirm_window, -1}])))
+                      ?assertMatch({error, _}, erh_test_rabbit:start_plugin(env(Ctx, [{password, Secret}, {confirm_window, -1}]))),
+                      %% A full buffer: many drops, one warning.
+                      start(Ctx, [{servers, ["127.0.0.1:" ++ integer_to_list(erh_test_rabbit:free_port())]},
+                                  {buffer_events, 10}]),
+                      [publish(<<"x">>) || _ <- lists:seq(1, 1000)],
+                      ?assertMatch(#{dropped := 990}, emqx_rabbitmq_hook:stats())
               end),
     All = iolist_to_binary(lists:join("\n", Lines)),
     ?assertEqual(nomatch, binary:match(All, Secret)),
@@ -238,7 +243,8 @@ logs_say_connected_and_lost_with_the_reason_and_never_a_password(Ctx = #{rabbit 
     ?assert(has_line(Lines, [<<"publisher 0 lost its connection to 127.0.0.1:", Port/binary>>, <<"maintenance">>])),
     ?assert(has_line(Lines, [<<"publisher 0 cannot connect">>])),
     ?assert(has_line(Lines, [<<"invalid value for password">>])),
-    ?assert(has_line(Lines, [<<"invalid value for confirm_window">>])).
+    ?assert(has_line(Lines, [<<"invalid value for confirm_window">>])),
+    ?assertEqual(1, length([L || L <- Lines, binary:match(L, <<"event not accepted (overloaded)">>) =/= nomatch])).
 
 connected(#{connections := Connections}) -> lists:all(fun(#{state := S}) -> S =:= connected end, Connections);
 connected(_) -> false.
@@ -303,6 +309,8 @@ emqx5_stop_start_with_module_reload_50_times_leaks_nothing(Ctx) ->
            end,
            fun(Env) ->
                    [begin code:purge(M), {module, M} = code:load_file(M) end || M <- Modules],
+                   %% The previous code is still there, holding the library: the load was an upgrade.
+                   ?assert(erlang:check_old_code(emqx_rabbitmq_hook_nif)),
                    {ok, _} = erh_test_rabbit:start_plugin(Env)
            end).
 
