@@ -6,7 +6,8 @@
 #   make package-emqx4 / package-emqx5   plugin packages for EMQX 4.3/4.4 and EMQX 5 (_build/packages)
 
 REBAR ?= rebar3
-# amqp_client and jsx, used by the tests and the demo to read queues, ship with Debian's rabbitmq-server.
+# amqp_client and jsx (the tests and the demo read queues with them) and cuttlefish (the EMQX 4
+# schema tests) ship with Debian's rabbitmq-server.
 RABBIT_PLUGINS := $(firstword $(wildcard /usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins))
 
 all: nif

@@ -43,6 +43,7 @@ fields() ->
      {[<<"exchange">>], exchange, string},
      {[<<"exchange_type">>], exchange_type, string},
      {[<<"queues">>], queues, queues},
+     {[<<"unroutable_queue">>], unroutable_queue, string},
      {[<<"queue_type">>], queue_type, string},
      {[<<"events">>], events, events},
      {[<<"events">>], routing_keys, routing_keys},
@@ -69,7 +70,7 @@ fields() ->
 %% API
 %%--------------------------------------------------------------------
 
-%% Config is a map with binary (or atom) keys; the env comes out in the order of fields/0.
+%% Config is a map with binary keys; the env comes out in the order of fields/0.
 -spec to_env(map()) -> {ok, [{atom(), term()}]} | {error, error()}.
 to_env(Config) when is_map(Config) ->
     to_env(fields(), Config, []).
@@ -184,18 +185,13 @@ expected(routing_keys) -> "events with a routing_key string".
 %% Helpers
 %%--------------------------------------------------------------------
 
-%% A path of binary keys; atom keys are accepted too (maps built by hand, or by older EMQX).
+%% A path of binary keys, as EMQX and the hocon library give them.
 lookup([], Value) ->
     {ok, Value};
 lookup([Key | Rest], Map) when is_map(Map) ->
     case maps:find(Key, Map) of
-        {ok, Value} ->
-            lookup(Rest, Value);
-        error ->
-            case maps:find(binary_to_atom(Key, utf8), Map) of
-                {ok, Value} -> lookup(Rest, Value);
-                error -> none
-            end
+        {ok, Value} -> lookup(Rest, Value);
+        error -> none
     end;
 lookup(_Path, _NotAMap) ->
     none.

@@ -26,10 +26,11 @@ restart_server(Config) ->
     end.
 
 server(GetConfig) ->
-    #{drain_timeout_ms := DrainMs} = GetConfig(),
+    #{drain_timeout_ms := DrainMs, connect_timeout_ms := ConnectMs} = GetConfig(),
     #{id => ?SERVER,
       start => {?SERVER, start_link, [GetConfig]},
       restart => permanent,
-      %% The server drains the NIF when it stops: give it that long, and a margin.
-      shutdown => DrainMs + 5000,
+      %% The server drains the NIF when it stops: give it that long, plus a connection attempt a
+      %% publisher may be in the middle of, plus a margin.
+      shutdown => DrainMs + ConnectMs + 5000,
       type => worker}.

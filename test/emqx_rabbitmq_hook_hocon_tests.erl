@@ -36,6 +36,7 @@ translated() ->
                          #{<<"name">> => <<"q2">>}]},
       [{queues, [{<<"q1">>, [<<"a.#">>, <<"b">>]}, {<<"q2">>, [<<"#">>]}]}]},
      {#{<<"queue_type">> => <<"quorum">>}, [{queue_type, <<"quorum">>}]},
+     {#{<<"unroutable_queue">> => <<>>}, [{unroutable_queue, <<>>}]},
      {#{<<"events">> => #{}},
       [{events, [client_connected, client_disconnected, message_publish]}, {routing_keys, #{}}]},
      {#{<<"events">> => #{<<"client_connected">> => #{<<"enable">> => false},
@@ -59,8 +60,6 @@ translated() ->
                          <<"db">> => 3, <<"key_prefix">> => <<"p:">>}},
       [{redis_server, <<"r:6379">>}, {redis_username, <<>>}, {redis_password, <<"x">>}, {redis_db, 3},
        {redis_key_prefix, <<"p:">>}]},
-     %% Atom keys, as in a map built by hand.
-     {#{exchange => <<"ex">>, spool => #{max_size => <<"1KB">>}}, [{exchange, <<"ex">>}, {spool_max_bytes, 1024}]},
      %% Settings the table does not know are left alone.
      {#{<<"unknown">> => 1}, []}].
 

@@ -138,7 +138,7 @@ emqx5_package_runs_from_where_it_is_unpacked(Ctx = #{emqx5 := Dir, vsn := Vsn}) 
 
 %% A fresh node (no ERL_LIBS, only AppDir/ebin added) starts the application, hands it one event
 %% through the hook EMQX calls, waits for RabbitMQ's confirm and prints where the code came from.
-runs_from(#{rabbit := Rabbit}, AppDir) ->
+runs_from(#{rabbit := Rabbit, tmp := Tmp}, AppDir) ->
     Unique = integer_to_list(erlang:unique_integer([positive])),
     Queue = "pkg.q." ++ Unique,
     Payload = "from " ++ AppDir,
@@ -158,8 +158,10 @@ runs_from(#{rabbit := Rabbit}, AppDir) ->
         "  halt(0)~n"
         "catch C:R:S -> io:format(\"~~p~~n\", [{C, R, S}]), halt(1)~n"
         "end.", [Env, list_to_binary(Payload)])),
+    %% In the temporary folder: what the plugin writes relative to its working directory (the
+    %% spool) stays there.
     {Status, Output} = run(os:find_executable("erl"), ["-noshell", "-pa", filename:join(AppDir, "ebin"), "-eval", Script],
-                           90000, [{"ERL_LIBS", false}]),
+                           90000, [{cd, Tmp}, {env, [{"ERL_LIBS", false}]}]),
     ?assertEqual({0, Output}, {Status, Output}),
     {match, [Line]} = re:run(Output, "^\\{loaded,.*$", [multiline, {capture, first, list}]),
     {ok, Tokens, _} = erl_scan:string(Line ++ "."),
@@ -174,10 +176,10 @@ runs_from(#{rabbit := Rabbit}, AppDir) ->
 run(Exe, Args, TimeoutMs) ->
     run(Exe, Args, TimeoutMs, []).
 
-run(Exe, Args, TimeoutMs, Env) ->
+run(Exe, Args, TimeoutMs, Options) ->
     Port = open_port({spawn_executable, os:find_executable("timeout")},
-                     [{args, [integer_to_list(TimeoutMs div 1000), Exe | Args]}, {env, Env},
-                      exit_status, stderr_to_stdout, binary]),
+                     [{args, [integer_to_list(TimeoutMs div 1000), Exe | Args]},
+                      exit_status, stderr_to_stdout, binary | Options]),
     collect(Port, <<>>).
 
 collect(Port, Acc) ->

@@ -12,7 +12,7 @@
 
 %% Keys other parts of the plugin are adding (spool, presence, security): the files carry them
 %% already; once in defaults() they are checked like every other key.
--define(UPCOMING_KEYS, [spool_dir, spool_max_bytes, spool_sync, spool_sync_interval_ms, presence,
+-define(UPCOMING_KEYS, [unroutable_queue, spool_dir, spool_max_bytes, spool_sync, spool_sync_interval_ms, presence,
                         redis_server, redis_username, redis_password, redis_db, redis_key_prefix,
                         tls_enable, tls_cacertfile, tls_certfile, tls_keyfile, tls_verify,
                         tls_server_name, auth_mechanism, password_file, max_payload_bytes]).
@@ -24,7 +24,7 @@ path(Relative) ->
     filename:join(root(), Relative).
 
 known_keys() ->
-    [Key || {Key, _} <- emqx_rabbitmq_hook_config:defaults()] ++ ?UPCOMING_KEYS.
+    lists:usort([Key || {Key, _} <- emqx_rabbitmq_hook_config:defaults()] ++ ?UPCOMING_KEYS).
 
 %%--------------------------------------------------------------------
 %% EMQX 4: the conf file as EMQX reads it, the schema through cuttlefish
@@ -95,6 +95,7 @@ conf_file_sets_the_defaults_test() ->
     ?assertMatch(#{spool_dir := "data/emqx_rabbitmq_hook/spool", spool_max_bytes := 1073741824,
                    spool_sync := interval, spool_sync_interval_ms := 1000, presence := false,
                    redis_server := "127.0.0.1:6379", redis_db := 0, redis_key_prefix := "mqtt:presence:",
+                   unroutable_queue := "mqtt.events.unroutable",
                    tls_enable := false, tls_verify := true, auth_mechanism := plain,
                    max_payload_bytes := 1048576}, maps:from_list(Env)).
 
@@ -122,6 +123,8 @@ conf_examples() ->
      {[{"rabbitmq_hook.queue.1.name", "iothub"}, {"rabbitmq_hook.queue.1.bindings", "client.*, message.#"},
        {"rabbitmq_hook.queue.10.name", "last"}, {"rabbitmq_hook.queue.2.name", "audit"}],
       queues, [{"iothub", ["client.*", "message.#"]}, {"audit", ["#"]}, {"last", ["#"]}]},
+     {[{"rabbitmq_hook.unroutable_queue", "iot.unroutable"}], unroutable_queue, "iot.unroutable"},
+     {[{"rabbitmq_hook.unroutable_queue", "off"}], unroutable_queue, ""},
      {[{"rabbitmq_hook.queue_type", "quorum"}], queue_type, quorum},
      {[{"rabbitmq_hook.events.client_connected.enable", "off"}], events, [client_disconnected, message_publish]},
      {[{"rabbitmq_hook.events.client_disconnected.enable", "off"},
