@@ -5,9 +5,11 @@
 #   make fuzz     run each libFuzzer harness for FUZZ_SECONDS (default 60; test/fuzz)
 #   make run      start a local RabbitMQ and drive a realistic workload through the plugin
 #   make deps     install the Debian packages the project needs (test and run do it first)
+#   make package-emqx4 / package-emqx5   plugin packages for EMQX 4.3/4.4 and EMQX 5 (_build/packages)
 
 REBAR ?= rebar3
-# amqp_client and jsx, used by the tests and the demo to read queues, ship with Debian's rabbitmq-server.
+# amqp_client and jsx (the tests and the demo read queues with them) and cuttlefish (the EMQX 4
+# schema tests) ship with Debian's rabbitmq-server.
 RABBIT_PLUGINS := $(firstword $(wildcard /usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins))
 # How long `make test` runs each fuzzer.
 TEST_FUZZ_SECONDS ?= 20
@@ -41,10 +43,13 @@ run: deps
 deps:
 	scripts/install-deps.sh
 
+package-emqx4 package-emqx5: all
+	scripts/package.sh $(@:package-%=%)
+
 clean:
 	$(MAKE) -C c_src clean
 	$(MAKE) -C test/c clean
 	$(MAKE) -C test/fuzz clean
 	rm -rf _build
 
-.PHONY: all nif test test-c test-fuzz test-erl fuzz run deps clean
+.PHONY: all nif test test-c test-fuzz test-erl fuzz run deps clean package-emqx4 package-emqx5

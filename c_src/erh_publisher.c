@@ -564,7 +564,8 @@ static void *publisher_main(void *arg)
         if (p->spool_open && erh_spool_tick(&p->spool, erh_monotonic_ms()) != ERH_OK)
             spool_failed(p);
         publish_gauges(p);
-        if (!has_work(p))
+        /* After the last confirm of a drain, stop now rather than after an idle wait. */
+        if (!has_work(p) && !should_exit(p))
             wait_for_work(p);
     }
     finish(p);

@@ -5,7 +5,7 @@
 
 -emqx_plugin(?MODULE).
 
--export([load/1, unload/0, stats/0]).
+-export([load/1, unload/0, stats/0, status/0, broker/0]).
 -export([on_client_connected/3, on_client_disconnected/4, on_message_publish/2]).
 -export([new_counters/0]).
 
@@ -55,6 +55,7 @@ hooks() ->
      {message_publish, 'message.publish', on_message_publish}].
 
 %% EMQX 5 registers with a priority through emqx_hooks:add/3; EMQX 4 through emqx:hook/2.
+-spec broker() -> emqx5 | emqx4 | none.
 broker() ->
     case application:get_key(emqx, vsn) of
         {ok, "5" ++ _} -> emqx5;
@@ -85,6 +86,17 @@ stats() ->
         undefined ->
             #{running => false}
     end.
+
+%% What `emqx_ctl rabbitmq_hook status` shows: whether the plugin runs, each publisher's connection
+%% (state, server, queue depth), the total queue depth, and whatever the NIF reports about the
+%% spool, Redis and the presence registry (keys starting with spool, redis or presence).
+-spec status() -> map().
+status() ->
+    maps:filter(fun(Key, _) -> is_status(atom_to_list(Key)) end, stats()).
+
+is_status(Key) ->
+    lists:member(Key, ["running", "connections", "queue_depth"])
+        orelse lists:any(fun(Prefix) -> lists:prefix(Prefix, Key) end, ["spool", "redis", "presence"]).
 
 new_counters() ->
     counters:new(3, [write_concurrency]).
@@ -156,13 +168,16 @@ submit(Build) ->
             end
     end.
 
+%% A slot holds the monotonic second of the last warning, 0 for none yet (monotonic time is
+%% often negative, so "long after 0" would not mean "never").
 warn(Counters, Slot, Why) ->
     Now = erlang:monotonic_time(second),
-    case Now - counters:get(Counters, Slot) >= ?LOG_EVERY_S of
+    Last = counters:get(Counters, Slot),
+    case Last =:= 0 orelse Now - Last >= ?LOG_EVERY_S of
         true ->
             counters:put(Counters, Slot, Now),
-            ?LOG_WARNING("emqx_rabbitmq_hook: event not accepted (~p); see emqx_rabbitmq_hook:stats() "
-                         "for how many (dropped, malformed)", [Why]);
+            ?LOG_WARNING("emqx_rabbitmq_hook: event not accepted (~p); `emqx_ctl rabbitmq_hook stats` "
+                         "says how many (dropped, malformed)", [Why]);
         false ->
             ok
     end.

@@ -10,8 +10,7 @@
 %% enumerations are compared against the known names.
 -module(emqx_rabbitmq_hook_config).
 
--export([parse/1, format_error/1, defaults/0]).
--export([hide_secrets/1, reveal_secrets/1]).
+-export([parse/1, format_error/1, defaults/0, redact/1]).
 
 -export_type([config/0, error/0, reason/0]).
 
@@ -47,6 +46,8 @@
 -define(DEFAULT_PORT, 5672).
 %% AMQP short strings (exchange, queue, vhost, binding and routing keys) hold at most 255 bytes.
 -define(SHORTSTR, 255).
+%% Keys whose values are never shown: not in error lines, crash reports or sys:get_status/1.
+-define(IS_SECRET(Key), (Key =:= password orelse Key =:= redis_password)).
 %% The longest value format_error shows, in characters, before cutting it with "...".
 -define(SHOW_MAX, 80).
 %% EMQX's largest MQTT packet is 256 MB: a larger bound would never apply.
@@ -125,30 +126,27 @@ parse([{Key, Default, Checker} | Specs], Env, Acc) ->
         {error, Reason} -> {error, {Key, Reason}}
     end.
 
-%% One line naming the key and what is wrong. The password's value is never shown.
+%% One line naming the key and what is wrong. A secret's value is never shown.
 -spec format_error(error() | term()) -> unicode:unicode_binary().
-format_error({password, _}) ->
-    <<"invalid value for password: it is not a string (a binary or a list of characters "
-      "without NUL bytes)">>;
+format_error({Key, _}) when ?IS_SECRET(Key) ->
+    line("invalid value for ~ts: it is not a string (a binary or a list of characters "
+         "without NUL bytes)", [Key]);
 format_error({Key, Reason}) when is_atom(Key) ->
     line("invalid value for ~ts: ~ts", [Key, reason(Reason)]);
 format_error(Other) ->
     line("invalid configuration: ~0tP", [Other, 20]).
 
-%% The parsed config with the password wrapped in a closure, which prints as #Fun<...>: what holds
-%% this form (the supervisor's child spec, the server's state) cannot show the password in a crash
-%% report or sys:get_status/1. reveal_secrets/1 unwraps it for the NIF.
--spec hide_secrets(config()) -> config().
-hide_secrets(Config = #{password := Password}) when is_binary(Password) ->
-    Config#{password := fun() -> Password end};
-hide_secrets(Config) ->
-    Config.
-
--spec reveal_secrets(config()) -> config().
-reveal_secrets(Config = #{password := Hidden}) when is_function(Hidden, 0) ->
-    Config#{password := Hidden()};
-reveal_secrets(Config) ->
-    Config.
+%% The same config map, or error, with every secret's value replaced: for what goes into logs and
+%% crash reports (an error's reason holds the value it rejects).
+-spec redact(config() | error() | term()) -> config() | error() | term().
+redact(Config) when is_map(Config) ->
+    maps:map(fun(Key, _) when ?IS_SECRET(Key) -> <<"******">>;
+                (_, Value) -> Value
+             end, Config);
+redact({Key, _}) when ?IS_SECRET(Key) ->
+    {Key, hidden};
+redact(Error) ->
+    Error.
 
 %%--------------------------------------------------------------------
 %% Checkers: check(Checker, Value, ParsedSoFar) -> {ok, Normalized} | {error, reason()}

@@ -18,14 +18,14 @@
 handle() ->
     persistent_term:get(?KEY, undefined).
 
-start_link(Config) ->
-    gen_server:start_link({local, ?MODULE}, ?MODULE, Config, []).
+%% GetConfig returns the config map (a closure keeps the password out of supervisor reports).
+start_link(GetConfig) ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, GetConfig, []).
 
-%% Config comes with its password hidden (emqx_rabbitmq_hook_config:hide_secrets/1); only the NIF
-%% sees it in the clear.
-init(Config) ->
+init(GetConfig) ->
     process_flag(trap_exit, true),
-    case emqx_rabbitmq_hook_nif:start(emqx_rabbitmq_hook_config:reveal_secrets(Config)) of
+    Config = GetConfig(),
+    case emqx_rabbitmq_hook_nif:start(Config) of
         {ok, Handle} ->
             Counters = emqx_rabbitmq_hook:new_counters(),
             persistent_term:put(?KEY, {Handle, Counters}),
@@ -63,9 +63,9 @@ terminate(_Reason, #{handle := Handle, config := #{drain_timeout_ms := DrainMs}}
                          "(see the dropped counter for any that did not fit)", [Left, DrainMs, Kept])
     end.
 
-%% Never show the password in crash reports or sys:get_status/1.
+%% Never show a secret in crash reports or sys:get_status/1.
 format_status(_Opt, [_PDict, State = #{config := Config}]) ->
-    State#{config := Config#{password := <<"******">>}};
+    State#{config := emqx_rabbitmq_hook_config:redact(Config)};
 format_status(_Opt, [_PDict, State]) ->
     State.
 
