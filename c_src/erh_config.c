@@ -30,6 +30,10 @@ void erh_config_free(erh_config *config)
     erh_filter_set_free(&config->publish_topics);
     for (int i = 0; i < ERH_EV__COUNT; i++)
         free(config->routing_keys[i]);
+    free(config->redis_server.host);
+    free(config->redis_username);
+    free(config->redis_password);
+    free(config->redis_key_prefix);
     *config = (erh_config){0};
 }
 

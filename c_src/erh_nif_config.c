@@ -47,6 +47,17 @@ static erh_status copy_cstrings(ErlNifEnv *env, ERL_NIF_TERM list, char ***out, 
     return ERH_OK;
 }
 
+/* {HostBinary, Port} */
+static erh_status read_server(ErlNifEnv *env, ERL_NIF_TERM term, erh_server *server)
+{
+    const ERL_NIF_TERM *pair;
+    int arity;
+    if (!enif_get_tuple(env, term, &arity, &pair) || arity != 2 || !enif_get_int(env, pair[1], &server->port) ||
+        server->port < 1 || server->port > 65535)
+        return ERH_ERR_BADARG;
+    return copy_cstring(env, pair[0], &server->host);
+}
+
 static erh_status read_servers(ErlNifEnv *env, ERL_NIF_TERM list, erh_config *config)
 {
     unsigned length;
@@ -57,13 +68,7 @@ static erh_status read_servers(ErlNifEnv *env, ERL_NIF_TERM list, erh_config *co
         return ERH_ERR_NOMEM;
     ERL_NIF_TERM head;
     while (enif_get_list_cell(env, list, &head, &list)) {
-        const ERL_NIF_TERM *pair;
-        int arity;
-        erh_server *server = &config->servers[config->n_servers];
-        if (!enif_get_tuple(env, head, &arity, &pair) || arity != 2 || !enif_get_int(env, pair[1], &server->port) ||
-            server->port < 1 || server->port > 65535)
-            return ERH_ERR_BADARG;
-        erh_status st = copy_cstring(env, pair[0], &server->host);
+        erh_status st = read_server(env, head, &config->servers[config->n_servers]);
         if (st != ERH_OK)
             return st;
         config->n_servers++;
@@ -162,7 +167,10 @@ static erh_status read_routing_keys(ErlNifEnv *env, const erh_atoms *atoms, ERL_
 enum key_index {
     K_NODE, K_SERVERS, K_USERNAME, K_PASSWORD, K_VHOST, K_EXCHANGE, K_EXCHANGE_TYPE, K_QUEUES, K_QUEUE_TYPE,
     K_EVENTS, K_PUBLISH_TOPICS, K_PAYLOAD_ENCODING, K_ROUTING_KEYS, K_PUBLISHERS, K_CONFIRM_WINDOW,
-    K_BUFFER_EVENTS, K_HEARTBEAT, K_RECONNECT_MIN_MS, K_RECONNECT_MAX_MS, K_CONNECT_TIMEOUT_MS, K__COUNT
+    K_BUFFER_EVENTS, K_HEARTBEAT, K_RECONNECT_MIN_MS, K_RECONNECT_MAX_MS, K_CONNECT_TIMEOUT_MS,
+    K_PRESENCE, K_REDIS_SERVER, K_REDIS_USERNAME, K_REDIS_PASSWORD, K_REDIS_DB, K_REDIS_KEY_PREFIX,
+    K_PRESENCE_BUFFER_EVENTS, K_PRESENCE_BATCH, K_PRESENCE_NODE_TTL_MS, K_PRESENCE_TOMBSTONE_TTL_MS,
+    K_PRESENCE_TIMEOUT_MS, K__COUNT
 };
 
 static ERL_NIF_TERM key_atom(const erh_atoms *atoms, enum key_index key)
@@ -172,7 +180,10 @@ static ERL_NIF_TERM key_atom(const erh_atoms *atoms, enum key_index key)
         atoms->exchange_type, atoms->queues, atoms->queue_type, atoms->events, atoms->publish_topics,
         atoms->payload_encoding, atoms->routing_keys, atoms->publishers, atoms->confirm_window,
         atoms->buffer_events, atoms->heartbeat, atoms->reconnect_min_ms, atoms->reconnect_max_ms,
-        atoms->connect_timeout_ms,
+        atoms->connect_timeout_ms, atoms->presence, atoms->redis_server, atoms->redis_username,
+        atoms->redis_password, atoms->redis_db, atoms->redis_key_prefix, atoms->presence_buffer_events,
+        atoms->presence_batch, atoms->presence_node_ttl_ms, atoms->presence_tombstone_ttl_ms,
+        atoms->presence_timeout_ms,
     };
     return keys[key];
 }
@@ -222,6 +233,29 @@ static erh_status read_key(ErlNifEnv *env, const erh_atoms *atoms, enum key_inde
         return copy_uint(env, value, c->reconnect_min_ms, 3600000, &c->reconnect_max_ms);
     case K_CONNECT_TIMEOUT_MS:
         return copy_uint(env, value, 1, 600000, &c->connect_timeout_ms);
+    case K_PRESENCE:
+        c->presence = enif_compare(value, atoms->true_) == 0;
+        return c->presence || enif_compare(value, atoms->false_) == 0 ? ERH_OK : ERH_ERR_BADARG;
+    case K_REDIS_SERVER:
+        return read_server(env, value, &c->redis_server);
+    case K_REDIS_USERNAME:
+        return copy_cstring(env, value, &c->redis_username);
+    case K_REDIS_PASSWORD:
+        return copy_cstring(env, value, &c->redis_password);
+    case K_REDIS_DB:
+        return copy_uint(env, value, 0, 65535, &c->redis_db);
+    case K_REDIS_KEY_PREFIX:
+        return copy_cstring(env, value, &c->redis_key_prefix);
+    case K_PRESENCE_BUFFER_EVENTS:
+        return copy_uint(env, value, 1, 1000000000, &c->presence_buffer_events);
+    case K_PRESENCE_BATCH:
+        return copy_uint(env, value, 1, 100000, &c->presence_batch);
+    case K_PRESENCE_NODE_TTL_MS:
+        return copy_uint(env, value, 1000, 86400000, &c->presence_node_ttl_ms);
+    case K_PRESENCE_TOMBSTONE_TTL_MS:
+        return copy_uint(env, value, 1, 2000000000, &c->presence_tombstone_ttl_ms);
+    case K_PRESENCE_TIMEOUT_MS:
+        return copy_uint(env, value, 1, 600000, &c->presence_timeout_ms);
     default:
         return ERH_ERR_BADARG;
     }

@@ -32,6 +32,7 @@
 
 -define(EVENTS, [client_connected, client_disconnected, message_publish]).
 -define(DEFAULT_PORT, 5672).
+-define(REDIS_PORT, 6379).
 %% AMQP short strings (exchange, queue, vhost, binding and routing keys) hold at most 255 bytes.
 -define(SHORTSTR, 255).
 %% The longest value format_error shows, in characters, before cutting it with "...".
@@ -65,7 +66,19 @@ specs() ->
      {reconnect_min_ms, 500, {int, 10, 600000}},
      {reconnect_max_ms, 30000, {int, {key, reconnect_min_ms}, 3600000}},
      {connect_timeout_ms, 5000, {int, 100, 600000}},
-     {drain_timeout_ms, 5000, {int, 0, 3600000}}].
+     {drain_timeout_ms, 5000, {int, 0, 3600000}},
+     %% The presence registry in Redis (README, "Presence registry").
+     {presence, false, {one_of, [true, false], atom}},
+     {redis_server, "127.0.0.1:6379", {server, ?REDIS_PORT}},
+     {redis_username, "", {text, 0, infinity}},
+     {redis_password, "", secret},
+     {redis_db, 0, {int, 0, 65535}},
+     {redis_key_prefix, "mqtt:presence:", {text, 0, 255}},
+     {presence_buffer_events, 100000, {int, 1, 100000000}},
+     {presence_batch, 256, {int, 1, 10000}},
+     {presence_node_ttl_ms, 30000, {int, 1000, 3600000}},
+     {presence_tombstone_ttl_ms, 300000, {int, 1000, 86400000}},
+     {presence_timeout_ms, 5000, {int, 100, 600000}}].
 
 %%--------------------------------------------------------------------
 %% API
@@ -93,11 +106,11 @@ parse([{Key, Default, Checker} | Specs], Env, Acc) ->
         {error, Reason} -> {error, {Key, Reason}}
     end.
 
-%% One line naming the key and what is wrong. The password's value is never shown.
+%% One line naming the key and what is wrong. A password's value is never shown.
 -spec format_error(error() | term()) -> unicode:unicode_binary().
-format_error({password, _}) ->
-    <<"invalid value for password: it is not a string (a binary or a list of characters "
-      "without NUL bytes)">>;
+format_error({Key, _}) when Key =:= password; Key =:= redis_password ->
+    line("invalid value for ~ts: it is not a string (a binary or a list of characters "
+         "without NUL bytes)", [Key]);
 format_error({Key, Reason}) when is_atom(Key) ->
     line("invalid value for ~ts: ~ts", [Key, reason(Reason)]);
 format_error(Other) ->
@@ -131,6 +144,8 @@ check({int, Min, Max}, V, _) when is_integer(V) ->
     {error, {out_of_range, V, Min, Max}};
 check({int, _, _}, V, _) ->
     {error, {not_integer, V}};
+check({server, DefaultPort}, V, _) ->
+    server(V, DefaultPort);
 check(servers, V, _) ->
     Servers = case is_string(V) of
                   true -> [V];
@@ -199,12 +214,15 @@ one_of(V, Names) ->
 
 %% "host:port", "host", "[v6]:port" or "[v6]" → {HostBinary, Port}; the brackets are dropped.
 server(V) ->
+    server(V, ?DEFAULT_PORT).
+
+server(V, DefaultPort) ->
     Bad = {error, {bad_server, V}},
     case to_bin(V) of
         {ok, Bin} ->
             case split_server(Bin) of
                 {ok, Host, Port} ->
-                    case valid_host(Host) andalso port(Port) of
+                    case valid_host(Host) andalso port(Port, DefaultPort) of
                         {ok, P} -> {ok, {Host, P}};
                         _ -> Bad
                     end;
@@ -240,9 +258,9 @@ valid_host(Host) ->
     nomatch =:= binary:match(Host, [<<0>>, <<" ">>, <<"\t">>, <<"[">>, <<"]">>, <<"/">>])
         andalso unicode:characters_to_binary(Host) =:= Host.
 
-port(default) ->
-    {ok, ?DEFAULT_PORT};
-port(Port) ->
+port(default, DefaultPort) ->
+    {ok, DefaultPort};
+port(Port, _) ->
     case re:run(Port, <<"^[0-9]{1,5}$">>, [{capture, none}]) of
         match ->
             P = binary_to_integer(Port),
