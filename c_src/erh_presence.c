@@ -367,15 +367,21 @@ static bool should_exit(erh_presence *p)
     return drained || erh_monotonic_ms() >= atomic_load(&p->stop_deadline_ms);
 }
 
-/* Sleep until an event is pushed or stop wakes us, for at most timeout_ms. */
+/* Sleep until an event is pushed or stop wakes us, for at most timeout_ms. The Redis socket is
+ * watched too: it turns readable only when Redis closes the connection, which is then noticed at
+ * once rather than at the next write. */
 static void sleep_ms(erh_presence *p, int64_t timeout_ms)
 {
     if (atomic_load(&p->stopping)) {
         int64_t left = atomic_load(&p->stop_deadline_ms) - erh_monotonic_ms();
         timeout_ms = left < timeout_ms ? (left > 0 ? left : 0) : timeout_ms;
     }
-    struct pollfd fd = {.fd = p->queue.wake_fd, .events = POLLIN};
-    poll(&fd, 1, (int)timeout_ms);
+    struct pollfd fds[2] = {{.fd = p->queue.wake_fd, .events = POLLIN},
+                            {.fd = erh_redis_fd(&p->redis), .events = POLLIN}};
+    if (poll(fds, fds[1].fd >= 0 ? 2 : 1, (int)timeout_ms) > 0 && fds[1].fd >= 0 && fds[1].revents) {
+        erh_redis_lost_idle(&p->redis);
+        lose_connection(p);
+    }
     erh_queue_clear_wake(&p->queue);
 }
 

@@ -36,6 +36,19 @@ bool erh_redis_connected(const erh_redis *redis)
     return redis->ctx != NULL;
 }
 
+int erh_redis_fd(const erh_redis *redis)
+{
+    return redis->ctx ? redis->ctx->fd : -1;
+}
+
+void erh_redis_lost_idle(erh_redis *redis)
+{
+    if (redisBufferRead(redis->ctx) != REDIS_OK)
+        fail_ctx(redis, "idle");
+    else
+        fail(redis, ERH_ERR_PROTOCOL, "idle", "unexpected data from Redis", 26);
+}
+
 static struct timeval timeval_ms(unsigned ms)
 {
     return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};

@@ -32,6 +32,11 @@ typedef struct erh_redis_script {
 erh_status erh_redis_connect(erh_redis *redis, const erh_config *config, unsigned timeout_ms);
 void erh_redis_close(erh_redis *redis);
 bool erh_redis_connected(const erh_redis *redis);
+/* The socket to poll() while idle, or -1 when not connected. */
+int erh_redis_fd(const erh_redis *redis);
+/* The socket is readable while no reply is awaited: Redis closed the connection (or sent what no
+ * one asked for). Closes the connection, noting why in errstr. */
+void erh_redis_lost_idle(erh_redis *redis);
 
 /* SCRIPT LOAD: fills script->sha. */
 erh_status erh_redis_load(erh_redis *redis, erh_redis_script *script);

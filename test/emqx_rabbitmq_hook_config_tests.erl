@@ -29,7 +29,18 @@ default_map() ->
       reconnect_min_ms => 500,
       reconnect_max_ms => 30000,
       connect_timeout_ms => 5000,
-      drain_timeout_ms => 5000}.
+      drain_timeout_ms => 5000,
+      presence => false,
+      redis_server => {<<"127.0.0.1">>, 6379},
+      redis_username => <<>>,
+      redis_password => <<>>,
+      redis_db => 0,
+      redis_key_prefix => <<"mqtt:presence:">>,
+      presence_buffer_events => 100000,
+      presence_batch => 256,
+      presence_node_ttl_ms => 30000,
+      presence_tombstone_ttl_ms => 300000,
+      presence_timeout_ms => 5000}.
 
 %%--------------------------------------------------------------------
 %% Defaults
@@ -111,7 +122,23 @@ accepted() ->
      {heartbeat, 0, 0},
      {reconnect_min_ms, 10, 10},
      {connect_timeout_ms, 100, 100},
-     {drain_timeout_ms, 0, 0}].
+     {drain_timeout_ms, 0, 0},
+     {presence, true, true},
+     {presence, "true", true},
+     {presence, <<"false">>, false},
+     {redis_server, "redis.local", {<<"redis.local">>, 6379}},
+     {redis_server, <<"10.0.0.5:6380">>, {<<"10.0.0.5">>, 6380}},
+     {redis_server, "[::1]", {<<"::1">>, 6379}},
+     {redis_username, "emqx", <<"emqx">>},
+     {redis_password, <<255, 1>>, <<255, 1>>},
+     {redis_db, 15, 15},
+     {redis_key_prefix, "", <<>>},
+     {redis_key_prefix, "iot:{presence}:", <<"iot:{presence}:">>},
+     {presence_buffer_events, 1, 1},
+     {presence_batch, 10000, 10000},
+     {presence_node_ttl_ms, 1000, 1000},
+     {presence_tombstone_ttl_ms, 86400000, 86400000},
+     {presence_timeout_ms, 100, 100}].
 
 accepted_forms_normalize_test_() ->
     [{lists:flatten(io_lib:format("~p = ~0tp", [Key, Given])),
@@ -211,7 +238,25 @@ rejected() ->
      {connect_timeout_ms, 99},
      {connect_timeout_ms, 600001},
      {drain_timeout_ms, -1},
-     {drain_timeout_ms, 3600001}].
+     {drain_timeout_ms, 3600001},
+     {presence, yes},
+     {presence, 1},
+     {redis_server, ["127.0.0.1:6379"]},
+     {redis_server, "redis:0"},
+     {redis_server, "::1"},
+     {redis_username, <<"a", 0>>},
+     {redis_password, <<"pw", 0>>},
+     {redis_password, pw},
+     {redis_db, -1},
+     {redis_db, 65536},
+     {redis_key_prefix, lists:duplicate(256, $p)},
+     {redis_key_prefix, <<255>>},
+     {presence_buffer_events, 0},
+     {presence_batch, 0},
+     {presence_batch, 10001},
+     {presence_node_ttl_ms, 999},
+     {presence_tombstone_ttl_ms, 999},
+     {presence_timeout_ms, 99}].
 
 rejected_values_name_their_key_test_() ->
     [{lists:flatten(io_lib:format("~p = ~0tP", [Key, Given, 6])),
@@ -252,6 +297,9 @@ server_error_line_test() ->
                    _/binary>>, Line).
 
 password_value_never_appears_test_() ->
+    [password_never_appears(Key) || Key <- [password, redis_password]].
+
+password_never_appears(Key) ->
     Secrets = [{<<"hunter2", 0>>, <<"hunter2">>},
                {"hunter2\0", <<"hunter2">>},
                {hunter2, <<"hunter2">>},
@@ -259,13 +307,13 @@ password_value_never_appears_test_() ->
                {{"hunter2"}, <<"hunter2">>},
                {["hunter2"], <<"hunter2">>}],
     [?_test(begin
-                {error, {password, _} = Error} = ?M:parse([{password, Secret}]),
+                {error, {Key, _} = Error} = ?M:parse([{Key, Secret}]),
                 Line = ?M:format_error(Error),
-                ?assertNotEqual(nomatch, binary:match(Line, <<"password">>)),
+                ?assertNotEqual(nomatch, binary:match(Line, atom_to_binary(Key, utf8))),
                 ?assertEqual(nomatch, binary:match(Line, Shown))
             end)
      || {Secret, Shown} <- Secrets]
-    ++ [?_assertEqual(nomatch, binary:match(?M:format_error({password, Reason}), <<"hunter2">>))
+    ++ [?_assertEqual(nomatch, binary:match(?M:format_error({Key, Reason}), <<"hunter2">>))
         || Reason <- [{not_text, hunter2}, {nul_byte, <<"hunter2", 0>>}, {something, "hunter2"}]].
 
 %% Every reason shape renders, and so do reasons the parser does not make (the NIF's, for one).

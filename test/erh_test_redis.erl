@@ -3,7 +3,7 @@
 %% at what the plugin wrote and to run the read script the way an IotHub server would.
 -module(erh_test_redis).
 
--export([start/0, stop/1, down/1, up/1, wipe/1, port/1, server/1]).
+-export([start/0, stop/1, down/1, up/1, up_if_down/1, wipe/1, port/1, server/1]).
 -export([q/2, read_script/0, read/3]).
 
 -type redis() :: #{dir := string(), port := inet:port_number()}.
@@ -40,6 +40,14 @@ up(#{dir := Dir, port := Port}) ->
     case script(["start", Dir, integer_to_list(Port)]) of
         {0, _} -> ok;
         {Status, Output} -> error({redis_did_not_start, Status, Output})
+    end.
+
+%% After a test that may have left it down.
+up_if_down(Redis) ->
+    try q(Redis, ["PING"]) of
+        <<"PONG">> -> ok
+    catch
+        error:{badmatch, {error, econnrefused}} -> up(Redis)
     end.
 
 port(#{port := Port}) -> Port.
