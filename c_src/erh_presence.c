@@ -16,8 +16,6 @@
 #define TABLE_BUCKETS (1u << 18)
 /* Connections of dead boots one tick clears; more wait for the next tick, run at once. */
 #define SWEEP_LIMIT 1000
-/* SSCAN COUNT of one sweep call over this boot's set after a resync. */
-#define SWEEP_PAGE 500
 
 /* ---- messages to the owner process ---- */
 
@@ -64,8 +62,7 @@ void erh_presence_submit(erh_presence *p, const erh_event *proto)
             st = erh_presence_table_connect(&p->table, event);
         } else {
             /* The registry orders same-millisecond connections by the seq of their connect. */
-            event->seq = erh_presence_table_disconnect(&p->table, event->field[ERH_F_CLIENTID],
-                                                       event->field[ERH_F_CONN_ID]);
+            event->seq = erh_presence_table_disconnect(&p->table, event);
         }
     }
     if (st == ERH_OK)
@@ -79,7 +76,7 @@ void erh_presence_submit(erh_presence *p, const erh_event *proto)
     if (st == ERH_ERR_CLOSED)
         return;
     erh_stats_add(p->stats, ERH_C_PRESENCE_DROPPED, 1);
-    atomic_store(&p->resync_needed, true);
+    atomic_fetch_add(&p->resync_requests, 1);
 }
 
 /* ---- running scripts ---- */
@@ -105,8 +102,19 @@ static erh_status reload_script(erh_presence *p)
     return erh_redis_load(&p->redis, &p->script);
 }
 
+/* Updates Redis has applied (or refused for good): the ended connections they name leave the table. */
+static void finish(erh_presence *p, erh_event *done)
+{
+    pthread_mutex_lock(&p->lock);
+    for (erh_event *event = done; event; event = event->next)
+        if (event->type == ERH_EV_DISCONNECTED)
+            erh_presence_table_forget(&p->table, event->field[ERH_F_CLIENTID], event->field[ERH_F_CONN_ID]);
+    pthread_mutex_unlock(&p->lock);
+    erh_event_list_free(done);
+}
+
 /* One pipeline: send every update of the list, then read the replies in order. Updates done are
- * freed from the front of the list. From the first NOSCRIPT or transient error on, the rest stay
+ * taken from the front of the list. From the first NOSCRIPT or transient error on, the rest stay
  * to be sent again: the script is reloaded (its SHA does not change), or the connection is dropped
  * to retry after a backoff. Sending an update twice is harmless: each is idempotent. */
 static erh_status pipeline(erh_presence *p, erh_event **list, bool from_queue, size_t *done)
@@ -114,7 +122,7 @@ static erh_status pipeline(erh_presence *p, erh_event **list, bool from_queue, s
     size_t sent = 0;
     erh_status st = ERH_OK;
     for (erh_event *event = *list; event && st == ERH_OK; event = event->next) {
-        st = erh_presence_cmd_update(&p->cmd, p->script.sha, &p->node, event, p->gen);
+        st = erh_presence_cmd_update(&p->cmd, p->script.sha, &p->node, event);
         if (st == ERH_OK)
             st = erh_redis_append(&p->redis, p->cmd.argc, p->cmd.argv, p->cmd.lens);
         sent += st == ERH_OK;
@@ -124,6 +132,7 @@ static erh_status pipeline(erh_presence *p, erh_event **list, bool from_queue, s
     if (st != ERH_OK)
         return st;
     redisReply *stopper = NULL; /* the reply after which the rest is sent again */
+    erh_event *finished = NULL, **finished_tail = &finished;
     *done = 0;
     for (size_t i = 0; i < sent && st == ERH_OK; i++) {
         redisReply *reply;
@@ -138,13 +147,16 @@ static erh_status pipeline(erh_presence *p, erh_event **list, bool from_queue, s
             count_reply(p, reply, from_queue);
             erh_event *event = *list;
             *list = event->next;
-            erh_event_free(event);
+            event->next = NULL;
+            *finished_tail = event;
+            finished_tail = &event->next;
             (*done)++;
             if (from_queue)
                 atomic_fetch_sub(&p->pending_count, 1);
         }
         erh_redis_free_reply(reply);
     }
+    finish(p, finished);
     if (from_queue && *done < sent)
         erh_stats_add(p->stats, ERH_C_PRESENCE_RETRIED, sent - *done);
     if (st == ERH_OK && stopper)
@@ -204,19 +216,20 @@ static long long element_int(const redisReply *reply, size_t i)
     return e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
 }
 
-/* ---- tick, resync, sweep ---- */
+/* ---- tick and resync ---- */
 
 static erh_status tick(erh_presence *p)
 {
-    redisReply *reply;
+    redisReply *reply = NULL;
     erh_status st = erh_presence_cmd_tick(&p->cmd, p->script.sha, &p->node, SWEEP_LIMIT);
     if (st == ERH_OK)
         st = call_script(p, "tick", 3, &reply);
     if (st != ERH_OK)
         return st;
-    bool held = element_int(reply, 0) == 1;
-    if (p->held && !held)
-        p->lapsed = true;
+    /* The key expired or names another boot although this boot set it: other nodes may have marked
+     * this node's connections offline meanwhile. */
+    if (p->held && element_int(reply, 0) != 1)
+        atomic_fetch_add(&p->resync_requests, 1);
     p->held = true;
     p->sweep_more = element_int(reply, 1) == 1;
     erh_stats_add(p->stats, ERH_C_PRESENCE_SWEPT, (uint64_t)element_int(reply, 2));
@@ -225,48 +238,18 @@ static erh_status tick(erh_presence *p)
     return ERH_OK;
 }
 
-/* After a resync with a new gen: clear this boot's connections that were not rewritten. */
-static erh_status sweep_own(erh_presence *p)
-{
-    char cursor[32] = "0";
-    size_t cursor_len = 1;
-    do {
-        redisReply *reply;
-        erh_status st = erh_presence_cmd_sweep(&p->cmd, p->script.sha, &p->node, p->gen,
-                                               (erh_bytes){cursor, cursor_len}, SWEEP_PAGE);
-        if (st == ERH_OK)
-            st = call_script(p, "sweep", 2, &reply);
-        if (st != ERH_OK)
-            return st;
-        const redisReply *next = reply->element[0];
-        if (next->type != REDIS_REPLY_STRING || next->len >= sizeof cursor) {
-            st = erh_redis_give_up(&p->redis, "sweep", reply);
-            erh_redis_free_reply(reply);
-            return st;
-        }
-        memcpy(cursor, next->str, next->len);
-        cursor_len = next->len;
-        erh_stats_add(p->stats, ERH_C_PRESENCE_SWEPT, (uint64_t)element_int(reply, 1));
-        erh_redis_free_reply(reply);
-    } while (!(cursor_len == 1 && cursor[0] == '0'));
-    return ERH_OK;
-}
-
-/* Write every connection of the table again. After drops (dropped == true) what is queued is
- * skipped, since the table already holds where those updates lead, and a new gen lets sweep_own
- * find the connections whose disconnects were lost. Submits go on meanwhile: the table is copied a
- * few buckets at a time, and what changes after a bucket was copied is in the queue. */
-static erh_status resync(erh_presence *p, bool dropped)
+/* Write the whole table again: a connect for each live connection, a disconnect for each ended one
+ * not yet applied. What is queued is skipped: the table already holds where those updates lead.
+ * Submits go on meanwhile: the table is copied a few buckets at a time, and what changes after a
+ * bucket was copied is in the queue, applied after. */
+static erh_status resync(erh_presence *p)
 {
     erh_stats_add(p->stats, ERH_C_PRESENCE_RESYNCS, 1);
-    if (dropped) {
-        size_t taken;
-        size_t skipped = erh_event_list_free(p->pending) + erh_event_list_free(erh_queue_pop(&p->queue, SIZE_MAX, &taken));
-        p->pending = NULL;
-        atomic_store(&p->pending_count, 0);
-        erh_stats_add(p->stats, ERH_C_PRESENCE_SUPERSEDED, skipped);
-        p->gen++;
-    }
+    size_t taken;
+    size_t skipped = erh_event_list_free(p->pending) + erh_event_list_free(erh_queue_pop(&p->queue, SIZE_MAX, &taken));
+    p->pending = NULL;
+    atomic_store(&p->pending_count, 0);
+    erh_stats_add(p->stats, ERH_C_PRESENCE_SUPERSEDED, skipped);
     erh_status st = ERH_OK;
     size_t cursor = 0;
     while (st == ERH_OK && cursor < p->table.n_buckets) {
@@ -278,8 +261,6 @@ static erh_status resync(erh_presence *p, bool dropped)
             st = run_updates(p, &copies, false);
         erh_event_list_free(copies);
     }
-    if (st == ERH_OK && dropped)
-        st = sweep_own(p);
     return st;
 }
 
@@ -299,16 +280,12 @@ static erh_status work(erh_presence *p)
     erh_status st = ERH_OK;
     if (p->sweep_more || erh_monotonic_ms() >= p->next_tick_ms)
         st = tick(p);
-    if (st == ERH_OK && atomic_exchange(&p->resync_needed, false)) {
-        st = resync(p, true);
+    /* Requests made while a resync runs are not covered by it: they stay for another one. */
+    unsigned requests = atomic_load(&p->resync_requests);
+    if (st == ERH_OK && requests) {
+        st = resync(p);
         if (st == ERH_OK)
-            p->lapsed = false;
-        else
-            atomic_store(&p->resync_needed, true);
-    }
-    if (st == ERH_OK && p->lapsed) {
-        st = resync(p, false);
-        p->lapsed = st != ERH_OK;
+            atomic_compare_exchange_strong(&p->resync_requests, &requests, 0);
     }
     if (st == ERH_OK)
         st = apply_queue(p);
@@ -363,8 +340,7 @@ static bool should_exit(erh_presence *p)
 {
     if (!atomic_load(&p->stopping))
         return false;
-    bool drained = erh_presence_depth(p) == 0 && !atomic_load(&p->resync_needed);
-    return drained || erh_monotonic_ms() >= atomic_load(&p->stop_deadline_ms);
+    return erh_presence_depth(p) == 0 || erh_monotonic_ms() >= atomic_load(&p->stop_deadline_ms);
 }
 
 /* Sleep until an event is pushed or stop wakes us, for at most timeout_ms. The Redis socket is
@@ -387,7 +363,7 @@ static void sleep_ms(erh_presence *p, int64_t timeout_ms)
 
 static bool has_work(erh_presence *p)
 {
-    return p->pending || p->sweep_more || p->lapsed || atomic_load(&p->resync_needed) ||
+    return p->pending || p->sweep_more || atomic_load(&p->resync_requests) ||
            !erh_queue_prepare_sleep(&p->queue);
 }
 
@@ -503,13 +479,19 @@ void erh_presence_destroy(erh_presence *p)
 
 size_t erh_presence_depth(erh_presence *p)
 {
-    return erh_queue_count(&p->queue) + atomic_load(&p->pending_count);
+    size_t depth = erh_queue_count(&p->queue) + atomic_load(&p->pending_count);
+    if (atomic_load(&p->resync_requests)) {
+        pthread_mutex_lock(&p->lock);
+        depth += p->table.count;
+        pthread_mutex_unlock(&p->lock);
+    }
+    return depth;
 }
 
 size_t erh_presence_connections(erh_presence *p)
 {
     pthread_mutex_lock(&p->lock);
-    size_t count = p->table.count;
+    size_t count = p->table.live;
     pthread_mutex_unlock(&p->lock);
     return count;
 }

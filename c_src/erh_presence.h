@@ -2,16 +2,16 @@
  * connected/disconnected events to the registry in Redis (priv/presence_write.lua, DESIGN §5), in
  * the order they were submitted, pipelined in batches.
  *
- * Submit side (scheduler threads): the event updates the in-memory table of live connections and
- * is pushed onto a bounded queue, both under one lock, so the queue and the table agree on order.
- * When the queue is full the event is dropped, counted, and the thread resyncs: it skips what is
- * queued and writes every live connection of the table again, then clears this boot's connections
- * it did not write (their disconnects were among the dropped).
+ * Submit side (scheduler threads): the event updates the in-memory table (erh_presence_table.h)
+ * and is pushed onto a bounded queue, both under one lock, so the queue and the table agree on
+ * order. When the queue is full the event is dropped, counted, and the thread resyncs: it skips
+ * what is queued and writes the table instead (a connect per live connection, a disconnect per
+ * ended one not yet applied), which leads the registry where the skipped updates would have.
  *
  * Thread side: every third of presence_node_ttl_ms a tick refreshes this boot's liveness key and
  * marks the connections of dead boots offline. A tick that finds the key gone or taken after it
- * held it (Redis was away longer than the TTL, or restarted empty) rewrites the table too. While
- * Redis is away, updates wait in the queue and clients are never slowed. */
+ * held it (Redis was away longer than the TTL, or restarted empty) resyncs too. While Redis is
+ * away, updates wait in the queue and clients are never slowed. */
 #ifndef ERH_PRESENCE_H
 #define ERH_PRESENCE_H
 
@@ -55,7 +55,7 @@ typedef struct erh_presence {
     erh_presence_table table;
     uint64_t last_seq;
     bool closed;
-    atomic_bool resync_needed; /* an event was dropped */
+    _Atomic unsigned resync_requests; /* events dropped, or this boot's liveness lapsed, since the last resync */
     erh_queue queue;
 
     ErlNifTid tid;
@@ -71,8 +71,6 @@ typedef struct erh_presence {
     int64_t next_tick_ms;
     bool sweep_more; /* dead boots may have connections left to clear */
     bool held;       /* this boot's liveness key has been set */
-    bool lapsed;     /* ...and was later found expired or taken: rewrite the table */
-    uint64_t gen;    /* stamped on every write; a new one per resync after drops */
     erh_backoff backoff;
     bool ever_connected;
     ErlNifEnv *msg_env;
@@ -99,7 +97,8 @@ void erh_presence_join(erh_presence *presence);
 /* Stops (without waiting) and joins if needed, then frees everything. Safe on NULL and half-built. */
 void erh_presence_destroy(erh_presence *presence);
 
-/* Updates queued or in the thread's hands. */
+/* Updates waiting for Redis: queued, in the thread's hands, or (while a resync is due) the table's
+ * entries, which the resync writes. */
 size_t erh_presence_depth(erh_presence *presence);
 /* Live connections of this node in the table. */
 size_t erh_presence_connections(erh_presence *presence);

@@ -98,7 +98,7 @@ static void bytes_arg(erh_cmd *cmd, erh_bytes bytes)
 static const erh_bytes none = {"", 0};
 
 erh_status erh_presence_cmd_update(erh_cmd *cmd, const char *sha, const erh_presence_node *node,
-                                   const erh_event *event, uint64_t gen)
+                                   const erh_event *event)
 {
     const erh_bytes *f = event->field;
     bool connected = event->type == ERH_EV_CONNECTED;
@@ -122,7 +122,6 @@ erh_status erh_presence_cmd_update(erh_cmd *cmd, const char *sha, const erh_pres
     erh_cmd_str(cmd, f[ERH_F_USERNAME].data ? "1" : "0");
     erh_cmd_i64(cmd, node->tombstone_ttl_ms);
     bytes_arg(cmd, node->prefix);
-    erh_cmd_i64(cmd, (int64_t)gen);
     return erh_cmd_finish(cmd);
 }
 
@@ -138,22 +137,6 @@ erh_status erh_presence_cmd_tick(erh_cmd *cmd, const char *sha, const erh_presen
     bytes_arg(cmd, boot);
     erh_cmd_i64(cmd, node->node_ttl_ms);
     erh_cmd_i64(cmd, limit);
-    bytes_arg(cmd, node->prefix);
-    return erh_cmd_finish(cmd);
-}
-
-erh_status erh_presence_cmd_sweep(erh_cmd *cmd, const char *sha, const erh_presence_node *node, uint64_t gen,
-                                  erh_bytes cursor, unsigned count)
-{
-    erh_bytes boot = cstring_bytes(node->boot);
-    evalsha(cmd, sha, 2);
-    erh_cmd_key(cmd, node->prefix, "boot:", boot);
-    erh_cmd_key(cmd, node->prefix, "online", none);
-    erh_cmd_str(cmd, "sweep");
-    bytes_arg(cmd, boot);
-    erh_cmd_i64(cmd, (int64_t)gen);
-    bytes_arg(cmd, cursor);
-    erh_cmd_i64(cmd, count);
     bytes_arg(cmd, node->prefix);
     return erh_cmd_finish(cmd);
 }

@@ -1,5 +1,5 @@
 /* The Redis commands of the presence registry, built as argv arrays with explicit lengths: EVALSHA of
- * priv/presence_write.lua (connected, disconnected, tick, sweep) and of priv/presence_read.lua. Key
+ * priv/presence_write.lua (connected, disconnected, tick) and of priv/presence_read.lua. Key
  * names and argument order are those the scripts document. Client ids, usernames and conn_ids may
  * hold any bytes; they are only ever copied. */
 #ifndef ERH_PRESENCE_CMD_H
@@ -45,14 +45,11 @@ typedef struct erh_presence_node {
 void erh_presence_node_set_boot(erh_presence_node *node, uint64_t boot_id);
 
 /* EVALSHA of a connected or disconnected event. event->seq is the seq of the connection's connect
- * (0 when not known); gen marks the writes since the last resync. */
+ * (0 when not known). */
 erh_status erh_presence_cmd_update(erh_cmd *cmd, const char *sha, const erh_presence_node *node,
-                                   const erh_event *event, uint64_t gen);
+                                   const erh_event *event);
 /* EVALSHA tick: refresh this boot's liveness and sweep at most limit connections of dead boots. */
 erh_status erh_presence_cmd_tick(erh_cmd *cmd, const char *sha, const erh_presence_node *node, unsigned limit);
-/* EVALSHA sweep: one SSCAN page of this boot's set from cursor, clearing what gen did not rewrite. */
-erh_status erh_presence_cmd_sweep(erh_cmd *cmd, const char *sha, const erh_presence_node *node, uint64_t gen,
-                                  erh_bytes cursor, unsigned count);
 /* EVALSHA of the read script for one client. */
 erh_status erh_presence_cmd_read(erh_cmd *cmd, const char *sha, erh_bytes prefix, erh_bytes clientid);
 

@@ -97,30 +97,52 @@ erh_status erh_presence_table_connect(erh_presence_table *table, const erh_event
         return ERH_ERR_NOMEM;
     conn->next = old ? old->next : NULL;
     *link = conn;
-    if (old)
+    table->live++;
+    if (old) {
+        table->live -= !old->ended;
         free(old);
-    else
+    } else {
         table->count++;
+    }
     return ERH_OK;
 }
 
-uint64_t erh_presence_table_disconnect(erh_presence_table *table, erh_bytes clientid, erh_bytes conn_id)
+static erh_presence_conn **find_conn(const erh_presence_table *table, erh_bytes clientid, erh_bytes conn_id)
 {
     erh_presence_conn **link = find(table, clientid, hash_bytes(table, clientid));
-    erh_presence_conn *conn = *link;
-    if (!conn || !same_bytes(conn->conn_id, conn_id))
+    return *link && same_bytes((*link)->conn_id, conn_id) ? link : NULL;
+}
+
+uint64_t erh_presence_table_disconnect(erh_presence_table *table, const erh_event *event)
+{
+    erh_presence_conn **link = find_conn(table, event->field[ERH_F_CLIENTID], event->field[ERH_F_CONN_ID]);
+    if (!link)
         return 0;
-    uint64_t seq = conn->seq;
+    erh_presence_conn *conn = *link;
+    table->live -= !conn->ended;
+    conn->ended = true;
+    conn->disconnected_at = event->disconnected_at;
+    return conn->seq;
+}
+
+void erh_presence_table_forget(erh_presence_table *table, erh_bytes clientid, erh_bytes conn_id)
+{
+    erh_presence_conn **link = find_conn(table, clientid, conn_id);
+    if (!link || !(*link)->ended)
+        return;
+    erh_presence_conn *conn = *link;
     *link = conn->next;
     free(conn);
     table->count--;
-    return seq;
 }
 
 static erh_event *conn_event(const erh_presence_conn *conn)
 {
-    erh_event proto = {.type = ERH_EV_CONNECTED, .connected_at = conn->connected_at, .seq = conn->seq,
-                       .timestamp = conn->connected_at};
+    erh_event proto = {.type = conn->ended ? ERH_EV_DISCONNECTED : ERH_EV_CONNECTED,
+                       .connected_at = conn->connected_at,
+                       .disconnected_at = conn->disconnected_at,
+                       .seq = conn->seq,
+                       .timestamp = conn->ended ? conn->disconnected_at : conn->connected_at};
     proto.field[ERH_F_CLIENTID] = conn->clientid;
     proto.field[ERH_F_CONN_ID] = conn->conn_id;
     proto.field[ERH_F_IPADDRESS] = conn->ipaddress;

@@ -1,6 +1,6 @@
 -- The presence registry's writes (README, "Presence registry"). The plugin's presence thread loads
 -- this script once per Redis connection (SCRIPT LOAD), runs it with EVALSHA and loads it again when
--- Redis answers NOSCRIPT. ARGV[1] names the operation: connected, disconnected, tick or sweep.
+-- Redis answers NOSCRIPT. ARGV[1] names the operation: connected, disconnected or tick.
 --
 -- Keys, all starting with the prefix P (redis_key_prefix):
 --   P.."client:"..clientid     hash    the newest connection seen for the client; never expires
@@ -17,13 +17,15 @@ local op = ARGV[1]
 -- connected | disconnected
 -- KEYS: client, online, tombstone, boot set, boots
 -- ARGV: op, clientid, conn_id, node, boot, connected_at, seq, disconnected_at, ipaddress, username,
---       has_username ("1" | "0"), tombstone ttl (ms), prefix, gen
--- Returns 1 when the client's connection changed, 0 when the event changed nothing.
+--       has_username ("1" | "0"), tombstone ttl (ms), prefix
+-- Returns 1 when the client's connection changed, 0 when the event changed nothing. Running the
+-- same event twice changes nothing the second time (a connect after its own disconnect finds the
+-- tombstone), so an update whose reply was lost can be sent again.
 local function update()
   local client, online, tombstone, boot_set, boots = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
   local id, conn, node, boot = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
   local at, seq = tonumber(ARGV[6]), tonumber(ARGV[7])
-  local prefix, gen = ARGV[13], ARGV[14]
+  local prefix = ARGV[13]
   local cur_conn, cur_node, cur_boot, cur_at, cur_seq, cur_live, last_off = unpack(redis.call(
     'HMGET', client, 'conn_id', 'node', 'boot', 'connected_at', 'seq', 'live', 'last_disconnected_at'))
 
@@ -49,7 +51,7 @@ local function update()
   -- The event's connection becomes the client's newest.
   local function take(live)
     redis.call('HSET', client, 'conn_id', conn, 'node', node, 'boot', boot, 'connected_at', ARGV[6],
-               'seq', ARGV[7], 'ipaddress', ARGV[9], 'live', live, 'gen', gen)
+               'seq', ARGV[7], 'ipaddress', ARGV[9], 'live', live)
     if ARGV[11] == '1' then
       redis.call('HSET', client, 'username', ARGV[10])
     else
@@ -60,11 +62,8 @@ local function update()
   if op == 'connected' then
     if redis.call('EXISTS', tombstone) == 1 then return 0 end
     if conn == cur_conn then
-      if cur_live == '1' and cur_boot == boot then
-        redis.call('HSET', client, 'gen', gen)
-        return 0
-      end
-      -- the same connection again, after a sweep took it: it is live once more
+      if cur_live == '1' and cur_boot == boot then return 0 end
+      -- the same connection again, after a tick took it for a dead boot's: it is live once more
     elseif not newer() then
       return 0
     end
@@ -130,32 +129,6 @@ local function tick()
   return {held and 1 or 0, budget <= 0 and 1 or 0, swept}
 end
 
--- sweep: after a resync rewrote every live connection of this boot with a new gen, clear the
--- boot's connections that were not rewritten (their disconnects were lost). One SSCAN page a call.
--- KEYS: boot set, online
--- ARGV: op, boot, gen, cursor, count, prefix
--- Returns {next cursor ("0" at the end), cleared}.
-local function sweep()
-  local boot_set, online = KEYS[1], KEYS[2]
-  local boot, gen, prefix = ARGV[2], ARGV[3], ARGV[6]
-  local page = redis.call('SSCAN', boot_set, ARGV[4], 'COUNT', ARGV[5])
-  local cleared = 0
-  for _, id in ipairs(page[2]) do
-    local client = prefix .. 'client:' .. id
-    local b, g, live = unpack(redis.call('HMGET', client, 'boot', 'gen', 'live'))
-    if not (b == boot and live == '1' and g == gen) then
-      redis.call('SREM', boot_set, id)
-      if b == boot and live == '1' then
-        redis.call('HSET', client, 'live', '0')
-        redis.call('SREM', online, id)
-        cleared = cleared + 1
-      end
-    end
-  end
-  return {page[1], cleared}
-end
-
 if op == 'connected' or op == 'disconnected' then return update() end
 if op == 'tick' then return tick() end
-if op == 'sweep' then return sweep() end
 return redis.error_reply('ERR presence_write.lua: unknown operation')

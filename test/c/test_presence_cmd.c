@@ -35,7 +35,7 @@ START_TEST(connected_event_command)
     event.field[ERH_F_IPADDRESS] = (erh_bytes)S("192.168.7.21");
     event.field[ERH_F_USERNAME] = (erh_bytes)S("alice");
     erh_cmd cmd = {0};
-    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event, 3), ERH_OK);
+    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event), ERH_OK);
     const erh_bytes expected[] = {
         S("EVALSHA"), S(SHA), S("5"),
         S("mqtt:presence:client:dev-1"), S("mqtt:presence:online"),
@@ -43,7 +43,7 @@ START_TEST(connected_event_command)
         S("mqtt:presence:boot:00000000deadbeef"), S("mqtt:presence:boots"),
         S("connected"), S("dev-1"), S("emqx@10.0.0.1/<0.99.0>/1700000000001"), S("emqx@10.0.0.1"),
         S("00000000deadbeef"), S("1700000000001"), S("17"), S("0"), S("192.168.7.21"), S("alice"), S("1"),
-        S("300000"), S("mqtt:presence:"), S("3"),
+        S("300000"), S("mqtt:presence:"),
     };
     assert_argv(&cmd, expected, sizeof expected / sizeof expected[0]);
     erh_cmd_free(&cmd);
@@ -58,7 +58,7 @@ START_TEST(disconnected_event_with_odd_bytes)
     event.field[ERH_F_CLIENTID] = (erh_bytes){id, sizeof id};
     event.field[ERH_F_CONN_ID] = (erh_bytes)S("n/<0.1.0>/5");
     erh_cmd cmd = {0};
-    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event, 0), ERH_OK);
+    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event), ERH_OK);
     char key[14 + 7 + sizeof id];
     memcpy(key, "mqtt:presence:client:", 21);
     memcpy(key + 21, id, sizeof id);
@@ -85,7 +85,7 @@ START_TEST(long_client_id)
     event.field[ERH_F_CLIENTID] = (erh_bytes){id, len};
     event.field[ERH_F_CONN_ID] = (erh_bytes)S("c");
     erh_cmd cmd = {0};
-    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event, 0), ERH_OK);
+    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event), ERH_OK);
     ck_assert_uint_eq(cmd.lens[3], 21 + len);
     ck_assert_uint_eq(cmd.lens[9], len);
     ck_assert_int_eq(memcmp(cmd.argv[9], id, len), 0);
@@ -94,7 +94,7 @@ START_TEST(long_client_id)
 }
 END_TEST
 
-START_TEST(tick_sweep_and_read_commands)
+START_TEST(tick_and_read_commands)
 {
     erh_cmd cmd = {0};
     ck_assert_int_eq(erh_presence_cmd_tick(&cmd, SHA, &node, 1000), ERH_OK);
@@ -104,12 +104,6 @@ START_TEST(tick_sweep_and_read_commands)
     assert_argv(&cmd, tick, sizeof tick / sizeof tick[0]);
 
     /* The same erh_cmd is reused: each build starts afresh. */
-    ck_assert_int_eq(erh_presence_cmd_sweep(&cmd, SHA, &node, 7, (erh_bytes)S("1234"), 500), ERH_OK);
-    const erh_bytes sweep[] = {S("EVALSHA"), S(SHA), S("2"), S("mqtt:presence:boot:00000000deadbeef"),
-                               S("mqtt:presence:online"), S("sweep"), S("00000000deadbeef"), S("7"), S("1234"),
-                               S("500"), S("mqtt:presence:")};
-    assert_argv(&cmd, sweep, sizeof sweep / sizeof sweep[0]);
-
     ck_assert_int_eq(erh_presence_cmd_read(&cmd, SHA, (erh_bytes)S("p:"), (erh_bytes)S("dev 1")), ERH_OK);
     const erh_bytes read[] = {S("EVALSHA"), S(SHA), S("1"), S("p:client:dev 1"), S("p:")};
     assert_argv(&cmd, read, sizeof read / sizeof read[0]);
@@ -149,7 +143,7 @@ int main(void)
     tcase_add_test(tc, connected_event_command);
     tcase_add_test(tc, disconnected_event_with_odd_bytes);
     tcase_add_test(tc, long_client_id);
-    tcase_add_test(tc, tick_sweep_and_read_commands);
+    tcase_add_test(tc, tick_and_read_commands);
     tcase_add_test(tc, boot_ids_are_sixteen_hex_digits);
     tcase_add_test(tc, too_many_arguments_is_an_error);
     suite_add_tcase(suite, tc);

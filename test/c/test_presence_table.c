@@ -31,26 +31,41 @@ static void connect(erh_presence_table *table, const char *clientid, const char 
     ck_assert_int_eq(erh_presence_table_connect(table, &event), ERH_OK);
 }
 
-static uint64_t disconnect(erh_presence_table *table, const char *clientid, const char *conn_id)
+static uint64_t disconnect_bytes(erh_presence_table *table, erh_bytes clientid, const char *conn_id)
 {
-    return erh_presence_table_disconnect(table, text(clientid), text(conn_id));
+    erh_event event = {.type = ERH_EV_DISCONNECTED, .disconnected_at = 777};
+    event.field[ERH_F_CLIENTID] = clientid;
+    event.field[ERH_F_CONN_ID] = text(conn_id);
+    return erh_presence_table_disconnect(table, &event);
 }
 
-/* Every connection of the table, copied max at a time: the number copied, each checked for fields. */
-static size_t copy_all(erh_presence_table *table, size_t max)
+static uint64_t disconnect(erh_presence_table *table, const char *clientid, const char *conn_id)
 {
-    size_t cursor = 0, total = 0;
+    return disconnect_bytes(table, text(clientid), conn_id);
+}
+
+static void forget(erh_presence_table *table, const char *clientid, const char *conn_id)
+{
+    erh_presence_table_forget(table, text(clientid), text(conn_id));
+}
+
+/* Every entry of the table, copied max at a time: how many copies of each type. */
+static void copy_all(erh_presence_table *table, size_t max, size_t *connected, size_t *disconnected)
+{
+    size_t cursor = 0;
+    *connected = *disconnected = 0;
     while (cursor < table->n_buckets) {
         erh_event *list;
         ck_assert_int_eq(erh_presence_table_copy(table, &cursor, max, &list), ERH_OK);
         for (erh_event *event = list; event; event = event->next) {
-            ck_assert_int_eq(event->type, ERH_EV_CONNECTED);
             ck_assert_ptr_nonnull(event->field[ERH_F_CONN_ID].data);
-            total++;
+            if (event->type == ERH_EV_CONNECTED)
+                (*connected)++;
+            else
+                (*disconnected)++;
         }
         erh_event_list_free(list);
     }
-    return total;
 }
 
 START_TEST(buckets_round_up_to_a_power_of_two)
@@ -64,17 +79,41 @@ START_TEST(buckets_round_up_to_a_power_of_two)
 }
 END_TEST
 
-START_TEST(disconnect_removes_only_its_own_connection)
+START_TEST(disconnect_ends_only_its_own_connection_until_forgotten)
 {
     erh_presence_table table;
     erh_presence_table_init(&table, 16, 1);
     connect(&table, "dev-1", "n/<0.1.0>/100", 100, 5);
     ck_assert_uint_eq(disconnect(&table, "dev-1", "n/<0.2.0>/90"), 0);
     ck_assert_uint_eq(disconnect(&table, "dev-2", "n/<0.1.0>/100"), 0);
+    ck_assert_uint_eq(table.live, 1);
+    forget(&table, "dev-1", "n/<0.1.0>/100"); /* live: not forgotten */
     ck_assert_uint_eq(table.count, 1);
     ck_assert_uint_eq(disconnect(&table, "dev-1", "n/<0.1.0>/100"), 5);
+    ck_assert_uint_eq(table.live, 0);
+    ck_assert_uint_eq(table.count, 1); /* ended, kept until Redis has the disconnect */
+    ck_assert_uint_eq(disconnect(&table, "dev-1", "n/<0.1.0>/100"), 5);
+    forget(&table, "dev-1", "n/<0.9.0>/100");
+    ck_assert_uint_eq(table.count, 1);
+    forget(&table, "dev-1", "n/<0.1.0>/100");
     ck_assert_uint_eq(table.count, 0);
     ck_assert_uint_eq(disconnect(&table, "dev-1", "n/<0.1.0>/100"), 0);
+    erh_presence_table_free(&table);
+}
+END_TEST
+
+START_TEST(a_newer_connect_replaces_an_ended_one)
+{
+    erh_presence_table table;
+    erh_presence_table_init(&table, 16, 1);
+    connect(&table, "dev-1", "old", 100, 1);
+    disconnect(&table, "dev-1", "old");
+    connect(&table, "dev-1", "new", 200, 2);
+    ck_assert_uint_eq(table.count, 1);
+    ck_assert_uint_eq(table.live, 1);
+    forget(&table, "dev-1", "old"); /* the old disconnect applied later: the new one stays */
+    ck_assert_uint_eq(table.live, 1);
+    ck_assert_uint_eq(table.count, 1);
     erh_presence_table_free(&table);
 }
 END_TEST
@@ -92,6 +131,7 @@ START_TEST(newest_connect_wins)
     ck_assert_uint_eq(disconnect(&table, "dev-1", "a"), 0);
     connect(&table, "dev-1", "later", 101, 4);
     ck_assert_uint_eq(table.count, 1);
+    ck_assert_uint_eq(table.live, 1);
     ck_assert_uint_eq(disconnect(&table, "dev-1", "same-ms-higher"), 0);
     ck_assert_uint_eq(disconnect(&table, "dev-1", "later"), 4);
     erh_presence_table_free(&table);
@@ -130,8 +170,10 @@ START_TEST(client_ids_are_bytes)
     }
     ck_assert_uint_eq(seen, n);
     erh_event_list_free(list);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_uint_eq(erh_presence_table_disconnect(&table, ids[i], text("conn")), i + 1);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_uint_eq(disconnect_bytes(&table, ids[i], "conn"), i + 1);
+        erh_presence_table_forget(&table, ids[i], text("conn"));
+    }
     ck_assert_uint_eq(table.count, 0);
     erh_presence_table_free(&table);
     free(long_id);
@@ -148,14 +190,27 @@ START_TEST(copy_visits_every_connection_once)
         connect(&table, id, "c", i, (uint64_t)i + 1);
     }
     ck_assert_uint_eq(table.count, 1000);
-    ck_assert_uint_eq(copy_all(&table, 1), 1000);
-    ck_assert_uint_eq(copy_all(&table, 7), 1000);
-    ck_assert_uint_eq(copy_all(&table, 100000), 1000);
+    size_t connected, disconnected;
+    size_t maxes[] = {1, 7, 100000};
+    for (size_t m = 0; m < 3; m++) {
+        copy_all(&table, maxes[m], &connected, &disconnected);
+        ck_assert_uint_eq(connected, 1000);
+        ck_assert_uint_eq(disconnected, 0);
+    }
     for (int i = 0; i < 1000; i += 2) {
         snprintf(id, sizeof id, "client-%d", i);
         ck_assert_uint_eq(disconnect(&table, id, "c"), (uint64_t)i + 1);
     }
-    ck_assert_uint_eq(copy_all(&table, 10), 500);
+    copy_all(&table, 10, &connected, &disconnected);
+    ck_assert_uint_eq(connected, 500);
+    ck_assert_uint_eq(disconnected, 500);
+    for (int i = 0; i < 1000; i += 4) {
+        snprintf(id, sizeof id, "client-%d", i);
+        forget(&table, id, "c");
+    }
+    copy_all(&table, 10, &connected, &disconnected);
+    ck_assert_uint_eq(connected, 500);
+    ck_assert_uint_eq(disconnected, 250);
     erh_presence_table_free(&table);
 }
 END_TEST
@@ -179,6 +234,19 @@ START_TEST(copies_carry_every_field)
     ck_assert_int_eq(list->connected_at, 1700000000001);
     ck_assert_uint_eq(list->seq, 42);
     erh_event_list_free(list);
+
+    /* Ended, it copies as its disconnect. */
+    disconnect(&table, "dev-9", "n/<0.9.0>/1700000000001");
+    cursor = 0;
+    list = NULL;
+    while (!list)
+        ck_assert_int_eq(erh_presence_table_copy(&table, &cursor, 1, &list), ERH_OK);
+    ck_assert_int_eq(list->type, ERH_EV_DISCONNECTED);
+    ck_assert_int_eq(list->disconnected_at, 777);
+    ck_assert_int_eq(list->connected_at, 1700000000001);
+    ck_assert_uint_eq(list->seq, 42);
+    ck_assert_str_eq(list->field[ERH_F_USERNAME].data, "alice");
+    erh_event_list_free(list);
     erh_presence_table_free(&table);
 }
 END_TEST
@@ -188,7 +256,8 @@ int main(void)
     Suite *suite = suite_create("presence_table");
     TCase *tc = tcase_create("presence_table");
     tcase_add_test(tc, buckets_round_up_to_a_power_of_two);
-    tcase_add_test(tc, disconnect_removes_only_its_own_connection);
+    tcase_add_test(tc, disconnect_ends_only_its_own_connection_until_forgotten);
+    tcase_add_test(tc, a_newer_connect_replaces_an_ended_one);
     tcase_add_test(tc, newest_connect_wins);
     tcase_add_test(tc, client_ids_are_bytes);
     tcase_add_test(tc, copy_visits_every_connection_once);
