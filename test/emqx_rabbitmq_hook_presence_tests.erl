@@ -21,6 +21,7 @@ tests() ->
      fun read_script_says_offline_once_the_nodes_liveness_expired/1,
      fun a_restarted_node_clears_its_old_connections/1,
      fun registry_converges_after_redis_was_down_and_counts_the_retries/1,
+     fun updates_in_flight_when_redis_stops_answering_are_sent_again/1,
      fun queue_overflow_while_redis_is_down_is_repaired_from_memory/1,
      fun redis_restarted_empty_gets_this_nodes_connections_back/1,
      fun scripts_flushed_from_redis_are_loaded_again/1,
@@ -272,6 +273,24 @@ registry_converges_after_redis_was_down_and_counts_the_retries(Ctx = #{redis := 
     ?assert(maps:get(redis_reconnects, stats()) >= 1).
 
 id(I) -> <<"client-", (integer_to_binary(I))/binary>>.
+
+updates_in_flight_when_redis_stops_answering_are_sent_again(Ctx) ->
+    start(Ctx, [{presence_timeout_ms, 200}]),
+    T = now_ms(),
+    [connect(channel(), id(I), <<"u">>, T) || I <- lists:seq(1, 50)],
+    settle(),
+    %% Redis holds every command for 1.5 s: the pipeline in flight times out, the connection is
+    %% dropped, and what had no reply goes again once Redis answers.
+    <<"OK">> = q(Ctx, ["CLIENT", "PAUSE", 1500, "ALL"]),
+    Channels = [{I, channel()} || I <- lists:seq(51, 250)],
+    [connect(Ch, id(I), <<"u">>, T) || {I, Ch} <- Channels],
+    [disconnect(Ch, id(I), <<"u">>, T, T + 1) || {I, Ch} <- Channels, I rem 2 =:= 0],
+    settle(),
+    [?assertEqual(I =< 50 orelse I rem 2 =:= 1, online(id(I))) || I <- lists:seq(1, 250)],
+    ?assertMatch(#{presence_applied := 350, presence_errors := 0}, stats()),
+    #{presence_retried := Retried, redis_reconnects := Reconnects} = stats(),
+    ?assert(Retried > 0),
+    ?assert(Reconnects >= 1).
 
 queue_overflow_while_redis_is_down_is_repaired_from_memory(Ctx = #{redis := Redis}) ->
     start(Ctx, [{presence_buffer_events, 20}]),
