@@ -103,6 +103,15 @@ settle() ->
                       end
               end, 30000, 10)).
 
+%% Wait until Check(stats()) holds.
+wait_stats(Check) ->
+    ?assert(erh_test_rabbit:wait_for(fun() -> Check(stats()) end, 20000, 20)).
+
+%% Stop Redis (it keeps its data for the next start) and wait until the plugin has noticed.
+redis_away(Redis) ->
+    erh_test_redis:down(Redis),
+    wait_stats(fun(#{redis_state := State}) -> State =:= connecting end).
+
 online(ClientId) ->
     maps:get(online, emqx_rabbitmq_hook:presence(ClientId)).
 
@@ -246,7 +255,7 @@ a_restarted_node_clears_its_old_connections(Ctx) ->
     ?assertEqual(50, length(q(Ctx, ["SMEMBERS", key(Ctx, <<"online">>)]))),
     erh_test_rabbit:stop_plugin(),
     start(Ctx, []),                            % the same node name, a new boot id
-    ?assert(erh_test_rabbit:wait_for(fun() -> maps:get(presence_swept, stats()) =:= 50 end, 10000, 20)),
+    wait_stats(fun(#{presence_swept := N}) -> N =:= 50 end),
     ?assertEqual([], q(Ctx, ["SMEMBERS", key(Ctx, <<"online">>)])),
     ?assertNot(online(<<"old-1">>)),
     ?assertEqual(1, q(Ctx, ["HLEN", key(Ctx, <<"boots">>)])).
@@ -257,14 +266,13 @@ registry_converges_after_redis_was_down_and_counts_the_retries(Ctx = #{redis := 
     First = [{I, channel()} || I <- lists:seq(1, 100)],
     [connect(Ch, id(I), <<"u">>, T) || {I, Ch} <- First],
     settle(),
-    erh_test_redis:down(Redis),
-    ?assert(erh_test_rabbit:wait_for(fun() -> maps:get(redis_state, stats()) =:= connecting end, 10000, 20)),
+    redis_away(Redis),
     %% While Redis is away: half of the first clients leave, 100 others arrive.
     [disconnect(Ch, id(I), <<"u">>, T, T + 1) || {I, Ch} <- First, I rem 2 =:= 0],
     Second = [{I, channel()} || I <- lists:seq(101, 200)],
     [connect(Ch, id(I), <<"u">>, T + 2) || {I, Ch} <- Second],
     ?assertMatch(#{presence_queue_depth := 150}, stats()),
-    ?assert(erh_test_rabbit:wait_for(fun() -> maps:get(redis_connect_failures, stats()) >= 2 end, 10000, 20)),
+    wait_stats(fun(#{redis_connect_failures := N}) -> N >= 2 end),
     erh_test_redis:up(Redis),
     settle(),
     [?assertEqual(I rem 2 =:= 1 orelse I > 100, online(id(I))) || I <- lists:seq(1, 200)],
@@ -298,15 +306,14 @@ queue_overflow_while_redis_is_down_is_repaired_from_memory(Ctx = #{redis := Redi
     First = [{I, channel()} || I <- lists:seq(1, 30)],
     [connect(Ch, id(I), <<"u">>, T) || {I, Ch} <- First],
     settle(),
-    erh_test_redis:down(Redis),
-    ?assert(erh_test_rabbit:wait_for(fun() -> maps:get(redis_state, stats()) =:= connecting end, 10000, 20)),
+    redis_away(Redis),
     [disconnect(Ch, id(I), <<"u">>, T, T + 1) || {I, Ch} <- First, I rem 3 =:= 0],
     [connect(channel(), id(I), <<"u">>, T + 2) || I <- lists:seq(31, 100)],
     #{presence_dropped := Dropped} = stats(),
     ?assert(Dropped > 0),
     erh_test_redis:up(Redis),
     settle(),
-    ?assert(erh_test_rabbit:wait_for(fun() -> maps:get(presence_resyncs, stats()) >= 1 end, 10000, 20)),
+    wait_stats(fun(#{presence_resyncs := N}) -> N >= 1 end),
     settle(),
     Online = [I || I <- lists:seq(1, 100), I > 30 orelse I rem 3 =/= 0],
     [?assertEqual(lists:member(I, Online), online(id(I))) || I <- lists:seq(1, 100)],
@@ -322,7 +329,7 @@ redis_restarted_empty_gets_this_nodes_connections_back(Ctx = #{redis := Redis}) 
     erh_test_redis:wipe(Redis),
     erh_test_redis:up(Redis),
     %% The first tick finds the liveness key gone: the node writes its live connections again.
-    ?assert(erh_test_rabbit:wait_for(fun() -> maps:get(presence_resyncs, stats()) >= 1 end, 20000, 20)),
+    wait_stats(fun(#{presence_resyncs := N}) -> N >= 1 end),
     settle(),
     [?assert(online(id(I))) || I <- lists:seq(1, 40)],
     ?assertEqual(40, length(q(Ctx, ["SMEMBERS", key(Ctx, <<"online">>)]))).
@@ -350,8 +357,7 @@ acl_user_and_password_and_a_refused_login(Ctx) ->
         ?assert(online(<<"dev-7">>)),
         erh_test_rabbit:stop_plugin(),
         start(Ctx, [{redis_username, "emqx-test"}, {redis_password, "wrong-password"}]),
-        ?assert(erh_test_rabbit:wait_for(fun() -> maps:get(redis_connect_failures, stats()) >= 2 end,
-                                         10000, 20)),
+        wait_stats(fun(#{redis_connect_failures := N}) -> N >= 2 end),
         {error, {redis, Why}} = emqx_rabbitmq_hook:presence(<<"dev-7">>),
         ?assertMatch({_, _}, binary:match(Why, <<"WRONGPASS">>)),
         ?assertEqual(nomatch, binary:match(Why, <<"wrong-password">>)),

@@ -14,7 +14,7 @@
 
 -spec start() -> redis().
 start() ->
-    Dir = filename:join(tmp_dir(), "erh_redis_" ++ integer_to_list(erlang:unique_integer([positive]))
+    Dir = filename:join(erh_test_rabbit:tmp_dir(), "erh_redis_" ++ integer_to_list(erlang:unique_integer([positive]))
                         ++ "_" ++ os:getpid()),
     Redis = #{dir => Dir, port => erh_test_rabbit:free_port()},
     up(Redis),
@@ -56,23 +56,7 @@ port(#{port := Port}) -> Port.
 server(#{port := Port}) -> "127.0.0.1:" ++ integer_to_list(Port).
 
 script(Args) ->
-    Script = filename:join([filename:dirname(proplists:get_value(source, ?MODULE:module_info(compile))),
-                            "support", "redis.sh"]),
-    Port = open_port({spawn_executable, Script}, [{args, Args}, exit_status, stderr_to_stdout, binary]),
-    collect(Port, <<>>).
-
-collect(Port, Acc) ->
-    receive
-        {Port, {data, Data}} -> collect(Port, <<Acc/binary, Data/binary>>);
-        {Port, {exit_status, Status}} -> {Status, Acc}
-    after 120000 -> error({redis_script_timeout, Acc})
-    end.
-
-tmp_dir() ->
-    case os:getenv("TMPDIR") of
-        false -> "/tmp";
-        Dir -> Dir
-    end.
+    erh_test_rabbit:support_script("redis.sh", Args).
 
 %%--------------------------------------------------------------------
 %% RESP
