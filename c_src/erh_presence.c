@@ -253,6 +253,10 @@ static erh_status resync(erh_presence *p)
     erh_status st = ERH_OK;
     size_t cursor = 0;
     while (st == ERH_OK && cursor < p->table.n_buckets) {
+        /* A large table takes a while: keep the liveness key fresh, or other nodes would sweep
+         * this node's connections and ask for another resync. */
+        if (erh_monotonic_ms() >= p->next_tick_ms && (st = tick(p)) != ERH_OK)
+            break;
         erh_event *copies;
         pthread_mutex_lock(&p->lock);
         st = erh_presence_table_copy(&p->table, &cursor, p->config->presence_batch, &copies);
@@ -275,9 +279,21 @@ static erh_status apply_queue(erh_presence *p)
     return p->pending ? run_updates(p, &p->pending, true) : ERH_OK;
 }
 
+/* Never wait for Redis past the stop deadline, not even to connect. */
+static unsigned timeout_ms(erh_presence *p)
+{
+    unsigned timeout = p->config->presence_timeout_ms;
+    if (atomic_load(&p->stopping)) {
+        int64_t left = atomic_load(&p->stop_deadline_ms) - erh_monotonic_ms();
+        timeout = left < 1 ? 1 : left < timeout ? (unsigned)left : timeout;
+    }
+    return timeout;
+}
+
 static erh_status work(erh_presence *p)
 {
     erh_status st = ERH_OK;
+    p->redis.timeout_ms = timeout_ms(p);
     if (p->sweep_more || erh_monotonic_ms() >= p->next_tick_ms)
         st = tick(p);
     /* Requests made while a resync runs are not covered by it: they stay for another one. */
@@ -293,17 +309,6 @@ static erh_status work(erh_presence *p)
 }
 
 /* ---- the connection ---- */
-
-/* Never wait past the stop deadline, not even to connect. */
-static unsigned timeout_ms(erh_presence *p)
-{
-    unsigned timeout = p->config->presence_timeout_ms;
-    if (atomic_load(&p->stopping)) {
-        int64_t left = atomic_load(&p->stop_deadline_ms) - erh_monotonic_ms();
-        timeout = left < 1 ? 1 : left < timeout ? (unsigned)left : timeout;
-    }
-    return timeout;
-}
 
 static bool try_connect(erh_presence *p)
 {

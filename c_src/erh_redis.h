@@ -16,7 +16,7 @@ struct redisReply;
 
 typedef struct erh_redis {
     struct redisContext *ctx;
-    unsigned timeout_ms; /* connect, and each wait for the socket */
+    unsigned timeout_ms; /* connect, and each wait for a reply; may be lowered between calls */
     char errstr[256];    /* what went wrong, for the log; never holds a password */
 } erh_redis;
 
