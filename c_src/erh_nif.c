@@ -454,7 +454,9 @@ static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
 
 static ERL_NIF_TERM link_state_atom(const erh_atoms *atoms, int state)
 {
-    return state == ERH_LINK_CONNECTED ? atoms->connected : state == ERH_LINK_STOPPED ? atoms->stopped : atoms->connecting;
+    return state == ERH_LINK_CONNECTED ? atoms->connected
+           : state == ERH_LINK_STOPPED ? atoms->stopped
+                                       : atoms->connecting;
 }
 
 static ERL_NIF_TERM connection_info(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,

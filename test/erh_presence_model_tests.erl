@@ -23,7 +23,9 @@
 
 model_test_() ->
     {setup, fun erh_test_redis:start/0, fun erh_test_redis:stop/1,
-     fun(Redis) -> {timeout, 600, {"registry equals the model after random interleavings", fun() -> run(Redis) end}} end}.
+     fun(Redis) ->
+             {timeout, 600, {"registry equals the model after random interleavings", fun() -> run(Redis) end}}
+     end}.
 
 %%--------------------------------------------------------------------
 %% The run

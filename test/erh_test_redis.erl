@@ -76,7 +76,8 @@ q(#{port := Port}, Command) ->
 
 encode(Command) ->
     Args = [arg(A) || A <- Command],
-    [$*, integer_to_binary(length(Args)), "\r\n" | [[$$, integer_to_binary(byte_size(A)), "\r\n", A, "\r\n"] || A <- Args]].
+    [$*, integer_to_binary(length(Args)), "\r\n"
+     | [[$$, integer_to_binary(byte_size(A)), "\r\n", A, "\r\n"] || A <- Args]].
 
 arg(A) when is_integer(A) -> integer_to_binary(A);
 arg(A) -> iolist_to_binary(A).
