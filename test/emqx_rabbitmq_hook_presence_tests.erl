@@ -73,15 +73,16 @@ in_channel(Channel, Fun) ->
 connect(Channel, ClientId, Username, At) ->
     ok = in_channel(Channel, fun() ->
                                      emqx_rabbitmq_hook:on_client_connected(
-                                       erh_test_emqx:client(ClientId, Username),
-                                       erh_test_emqx:conn(ClientId, Username, At, 40000), [])
+                                       erh_test_emqx:clientinfo(emqx5, ClientId, Username),
+                                       erh_test_emqx:conninfo(emqx5, ClientId, Username, At), [])
                              end).
 
 disconnect(Channel, ClientId, Username, At, OffAt) ->
     ok = in_channel(Channel, fun() ->
                                      emqx_rabbitmq_hook:on_client_disconnected(
-                                       erh_test_emqx:client(ClientId, Username), {shutdown, takeovered},
-                                       erh_test_emqx:disconn(ClientId, Username, At, 40000, OffAt), [])
+                                       erh_test_emqx:clientinfo(emqx5, ClientId, Username),
+                                       {shutdown, takeovered},
+                                       erh_test_emqx:disconninfo(emqx5, ClientId, Username, At, OffAt), [])
                              end).
 
 conn_id(Channel, At) ->
@@ -134,7 +135,7 @@ online_then_offline_with_every_field(Ctx) ->
     At = now_ms(),
     connect(Ch, <<"dev-1">>, <<"alice">>, At),
     settle(),
-    Conn = #{node => ?NODE, conn_id => conn_id(Ch, At), connected_at => At, ipaddress => <<"10.1.2.3">>,
+    Conn = #{node => ?NODE, conn_id => conn_id(Ch, At), connected_at => At, ipaddress => <<"192.168.7.21">>,
              username => <<"alice">>},
     ?assertEqual(Conn#{online => true}, emqx_rabbitmq_hook:presence(<<"dev-1">>)),
     disconnect(Ch, <<"dev-1">>, <<"alice">>, At, At + 5000),
@@ -155,7 +156,7 @@ registry_keys_follow_the_documented_layout(Ctx) ->
     Client = maps:from_list(pairs(q(Ctx, ["HGETALL", key(Ctx, <<"client:dev-2">>)]))),
     Boot = maps:get(<<"boot">>, Client),
     ?assertMatch(#{<<"conn_id">> := _, <<"node">> := ?NODE, <<"connected_at">> := _, <<"seq">> := <<"1">>,
-                   <<"ipaddress">> := <<"10.1.2.3">>, <<"username">> := <<"bob">>, <<"live">> := <<"1">>},
+                   <<"ipaddress">> := <<"192.168.7.21">>, <<"username">> := <<"bob">>, <<"live">> := <<"1">>},
                  Client),
     ?assertEqual(16, byte_size(Boot)),
     ?assertEqual([<<"dev-2">>], q(Ctx, ["SMEMBERS", key(Ctx, <<"online">>)])),
@@ -223,7 +224,7 @@ any_client_id_and_a_missing_username(Ctx) ->
     [disconnect(Ch, Id, undefined, T, T + 1) || {Id, Ch} <- Channels],
     settle(),
     [?assertEqual(#{online => false, node => ?NODE, conn_id => conn_id(Ch, T), connected_at => T,
-                    ipaddress => <<"10.1.2.3">>, last_disconnected_at => T + 1},
+                    ipaddress => <<"192.168.7.21">>, last_disconnected_at => T + 1},
                   emqx_rabbitmq_hook:presence(Id)) || {Id, Ch} <- Channels],
     ?assertMatch(#{presence_errors := 0, malformed := 0}, stats()).
 
@@ -382,11 +383,11 @@ redis_db_and_key_prefix_place_the_keys(Ctx) ->
 hooks_return_at_once_while_redis_is_unreachable(Ctx) ->
     start(Ctx, [{redis_server, "127.0.0.1:" ++ integer_to_list(erh_test_rabbit:free_port())},
                 {presence_buffer_events, 1000}, {drain_timeout_ms, 100}]),
-    ClientInfo = erh_test_emqx:client(<<"d">>, <<"u">>),
+    ClientInfo = erh_test_emqx:clientinfo(emqx5, <<"d">>, <<"u">>),
     T = now_ms(),
     {Micros, _} = timer:tc(fun() ->
                                    [emqx_rabbitmq_hook:on_client_connected(
-                                      ClientInfo, erh_test_emqx:conn(<<"d">>, <<"u">>, T + I, 1), [])
+                                      ClientInfo, erh_test_emqx:conninfo(emqx5, <<"d">>, <<"u">>, T + I), [])
                                     || I <- lists:seq(1, 10000)]
                            end),
     %% Loose bound for a shared machine: 10,000 calls well under two seconds means no call waited.

@@ -180,23 +180,23 @@ new_conn(I, Node, S = #{clock := Clock, conns := N, nodes := Nodes, pending_conn
          end,
     %% A channel pid of its own for every connection (pids that no process holds).
     Pid = list_to_pid(lists:flatten(io_lib:format("<0.~b.~b>", [N rem 32768, N div 32768]))),
-    Port = 1024 + rand:uniform(60000),
-    Conn = #{key => N, node => Node, gen => Gen, pid => Pid, at => At, port => Port},
-    Event = emqx_rabbitmq_hook:connected_event(erh_test_emqx:client(Id, User),
-                                               erh_test_emqx:conn(Id, User, At, Port), Pid),
+    Conn = #{key => N, node => Node, gen => Gen, pid => Pid, at => At},
+    Event = emqx_rabbitmq_hook:connected_event(erh_test_emqx:clientinfo(emqx5, Id, User),
+                                               erh_test_emqx:conninfo(emqx5, Id, User, At), Pid),
     S1 = put_client(I, Client#{live := Conn, last_at := At, last => Conn}, S#{conns := N + 1}),
     deliver(Node, Conn, connect, Event, maybe_delay(20), S1).
 
 %% The connection ends: a disconnect (the client left) or a notice of a takeover. Either way the
 %% model forgets it as live when it is the client's live connection.
-end_conn(I, Conn = #{node := Node, gen := Gen, pid := Pid, at := At, port := Port}, How, S = #{clock := Clock}) ->
+end_conn(I, Conn = #{node := Node, gen := Gen, pid := Pid, at := At}, How, S = #{clock := Clock}) ->
     Client = #{id := Id, username := User} = client(I, S),
     Reason = case How of
                  disconnect -> pick([normal, keepalive_timeout, {shutdown, sock_closed}, tcp_closed]);
                  notice -> pick([takeovered, {shutdown, discarded}, {shutdown, takeovered}])
              end,
-    Event = emqx_rabbitmq_hook:disconnected_event(erh_test_emqx:client(Id, User), Reason,
-                                                  erh_test_emqx:disconn(Id, User, At, Port, max(Clock, At)), Pid),
+    Event = emqx_rabbitmq_hook:disconnected_event(erh_test_emqx:clientinfo(emqx5, Id, User), Reason,
+                                                  erh_test_emqx:disconninfo(emqx5, Id, User, At, max(Clock, At)),
+                                                  Pid),
     S1 = case maps:get(live, Client) of
              Conn -> put_client(I, Client#{live := none}, S);
              _ -> S

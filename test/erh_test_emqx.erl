@@ -1,21 +1,40 @@
-%% Hook arguments shaped as EMQX 5 gives them to client.connected and client.disconnected
-%% (DESIGN §3), for the presence tests: any client id, any username (or none), any times.
+%% Hook arguments shaped exactly as EMQX 4 and EMQX 5 give them (DESIGN §3).
 -module(erh_test_emqx).
 
--export([client/2, conn/4, disconn/5]).
+-export([clientinfo/3, conninfo/4, disconninfo/5, message/5, message/6]).
 
-client(ClientId, Username) ->
-    #{clientid => ClientId, username => Username, peerhost => {10, 1, 2, 3}, sockport => 1883,
-      protocol => mqtt, zone => default, listener => 'tcp:default', mountpoint => undefined,
-      is_bridge => false, is_superuser => false, enable_authn => true, client_attrs => #{}}.
+clientinfo(emqx4, ClientId, Username) ->
+    #{zone => external, protocol => mqtt, peerhost => {192, 168, 7, 21}, sockport => 1883,
+      clientid => ClientId, username => Username, is_bridge => false, is_superuser => false,
+      mountpoint => undefined, ws_cookie => undefined, peercert => nossl};
+clientinfo(emqx5, ClientId, Username) ->
+    (clientinfo(emqx4, ClientId, Username))#{listener => 'tcp:default', enable_authn => true,
+                                             zone => default, client_attrs => #{}}.
 
-%% ConnInfo of a connection made at ConnectedAt (ms) from Port.
-conn(ClientId, Username, ConnectedAt, Port) ->
-    #{clientid => ClientId, username => Username, peername => {{10, 1, 2, 3}, Port},
-      sockname => {{10, 0, 0, 1}, 1883}, socktype => tcp, conn_mod => emqx_connection,
-      proto_name => <<"MQTT">>, proto_ver => 5, clean_start => true, keepalive => 30,
-      expiry_interval => 0, receive_maximum => 32, conn_props => #{}, connected => true,
-      connected_at => ConnectedAt}.
+conninfo(Version, ClientId, Username, ConnectedAt) ->
+    Base = #{socktype => tcp, peername => {{192, 168, 7, 21}, 52311}, sockname => {{10, 0, 0, 1}, 1883},
+             peercert => nossl, conn_mod => emqx_connection, proto_name => <<"MQTT">>,
+             proto_ver => 4, clean_start => true, clientid => ClientId, username => Username,
+             conn_props => undefined, connected => true, connected_at => ConnectedAt,
+             keepalive => 60, receive_maximum => 32, expiry_interval => 0},
+    case Version of
+        emqx4 -> Base;
+        emqx5 -> Base#{proto_ver => 5, expiry_interval => 7200, conn_props => #{}}
+    end.
 
-disconn(ClientId, Username, ConnectedAt, Port, DisconnectedAt) ->
-    (conn(ClientId, Username, ConnectedAt, Port))#{connected => false, disconnected_at => DisconnectedAt}.
+disconninfo(Version, ClientId, Username, ConnectedAt, DisconnectedAt) ->
+    (conninfo(Version, ClientId, Username, ConnectedAt))#{disconnected_at => DisconnectedAt,
+                                                          connected => false}.
+
+message(Version, From, Username, Topic, Payload) ->
+    message(Version, From, Username, Topic, Payload, #{retain => false, dup => false}).
+
+message(Version, From, Username, Topic, Payload, Flags) ->
+    Id = crypto:strong_rand_bytes(16),
+    Headers = #{username => Username, peerhost => {192, 168, 7, 21}, proto_ver => 4},
+    Record = {message, Id, 1, From, Flags, Headers, Topic, Payload, 1700000000123},
+    case Version of
+        emqx4 -> Record;
+        emqx5 -> erlang:append_element(Record, #{})
+    end.
+
