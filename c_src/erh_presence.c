@@ -165,8 +165,8 @@ static erh_status pipeline(erh_presence *p, erh_event **list, bool from_queue, s
     return st;
 }
 
-/* Apply the whole list, a pipeline at a time. A pipeline that gets nowhere twice (NOSCRIPT right
- * after loading the script) gives up the connection. */
+/* Apply the whole list, a pipeline at a time. Two pipelines in a row that get nowhere (NOSCRIPT
+ * right after loading the script) give up the connection. */
 static erh_status run_updates(erh_presence *p, erh_event **list, bool from_queue)
 {
     int stalls = 0;
@@ -175,7 +175,8 @@ static erh_status run_updates(erh_presence *p, erh_event **list, bool from_queue
         erh_status st = pipeline(p, list, from_queue, &done);
         if (st != ERH_OK)
             return st;
-        if (done == 0 && ++stalls > 1) {
+        stalls = done ? 0 : stalls + 1;
+        if (stalls > 1) {
             snprintf(p->redis.errstr, sizeof p->redis.errstr, "the write script keeps failing to load");
             erh_redis_close(&p->redis);
             return ERH_ERR_PROTOCOL;
