@@ -36,6 +36,10 @@ void erh_config_free(erh_config *config)
     free(config->tls_certfile);
     free(config->tls_keyfile);
     free(config->tls_server_name);
+    free(config->redis_server.host);
+    free(config->redis_username);
+    free(config->redis_password);
+    free(config->redis_key_prefix);
     *config = (erh_config){0};
 }
 

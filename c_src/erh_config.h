@@ -57,6 +57,19 @@ typedef struct erh_config {
     char *tls_server_name;                 /* the name to verify; "" means the host dialled */
     bool auth_external;                    /* SASL EXTERNAL (the client certificate) instead of PLAIN */
     unsigned max_payload_bytes;            /* larger payloads are left out of the event, see erh_event.h */
+
+    /* The presence registry in Redis (erh_presence.h). */
+    bool presence;
+    erh_server redis_server;
+    char *redis_username;                  /* "" for none */
+    char *redis_password;                  /* "" for no AUTH */
+    unsigned redis_db;
+    char *redis_key_prefix;
+    unsigned presence_buffer_events;       /* updates waiting for Redis */
+    unsigned presence_batch;               /* updates per pipeline */
+    unsigned presence_node_ttl_ms;         /* liveness key TTL; refreshed every third of it */
+    unsigned presence_tombstone_ttl_ms;
+    unsigned presence_timeout_ms;          /* Redis connect and reply timeout */
 } erh_config;
 
 /* Write "host:port" into out (always NUL-terminated); returns the length written. */

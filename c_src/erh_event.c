@@ -50,6 +50,18 @@ void erh_event_free(erh_event *event)
     free(event);
 }
 
+size_t erh_event_list_free(erh_event *head)
+{
+    size_t n = 0;
+    while (head) {
+        erh_event *next = head->next;
+        free(head);
+        head = next;
+        n++;
+    }
+    return n;
+}
+
 const char *erh_event_name(erh_event_type type)
 {
     switch (type) {

@@ -63,6 +63,8 @@ typedef struct erh_event {
  * absent), all in one allocation; NULL when out of memory. */
 erh_event *erh_event_new(const erh_event *proto);
 void erh_event_free(erh_event *event);
+/* Free a NULL-terminated list linked by next; returns how many events it held. */
+size_t erh_event_list_free(erh_event *head);
 
 /* Append the event's content (not its delivery state, but dead_letter) to out in a portable binary
  * form, for the spool. */

@@ -6,10 +6,14 @@
  * - submit/2 runs on the caller's scheduler: it checks, filters, copies the event into one malloc'd
  *   record and pushes it onto a publisher's bounded queue. No I/O, no encoding, no waiting.
  * - Each publisher thread owns its AMQP connection and every event it has taken from its queue.
+ * - With presence on, the instance also owns a presence object (erh_presence.h): its thread owns one
+ *   Redis connection; submit/2 feeds it connected/disconnected events, whatever `events` says;
+ *   presence/2 reads on dirty I/O schedulers through a second connection behind a mutex.
  *
  * Shutdown order (stop/2 on a dirty I/O scheduler, or the destructor if stop was never called):
  * 1. refuse new submits and wait for the submits already inside to finish pushing;
- * 2. set the drain deadline, tell the publishers to stop, wake them and join each one started;
+ * 2. set the drain deadline, tell the publishers and the presence thread to stop, wake them and join
+ *    each one started (they drain in parallel, to the same deadline);
  * 3. each publisher, before it ends, writes what is still unconfirmed to its spool (counted as
  *    undelivered; what the spool cannot take is counted as dropped) and closes the spool;
  * 4. the destructor frees what is left, after the joins, never before. */
@@ -31,6 +35,7 @@
 #include "erh_event.h"
 #include "erh_nif_atoms.h"
 #include "erh_nif_config.h"
+#include "erh_presence.h"
 #include "erh_publisher.h"
 #include "erh_stats.h"
 
@@ -46,6 +51,7 @@ typedef struct erh_instance {
     erh_shared shared;
     erh_publisher *publishers;
     unsigned n_publishers; /* initialised, so safe to destroy */
+    erh_presence *presence; /* NULL when presence is off */
     _Atomic uint64_t last_seq;
     atomic_bool closing;        /* submit refuses new events */
     _Atomic unsigned submitting; /* submits between their closing check and their push */
@@ -75,8 +81,10 @@ static void stop_instance(erh_instance *inst, unsigned timeout_ms)
         sched_yield(); /* a submit holds this for a few instructions only */
     atomic_store(&inst->shared.stop_deadline_ms, erh_monotonic_ms() + timeout_ms);
     atomic_store(&inst->shared.stopping, true);
+    erh_presence_stop(inst->presence, atomic_load(&inst->shared.stop_deadline_ms));
     for (unsigned i = 0; i < inst->n_publishers; i++)
         erh_publisher_join(&inst->publishers[i]);
+    erh_presence_join(inst->presence);
 }
 
 static void instance_dtor(ErlNifEnv *env, void *obj)
@@ -87,6 +95,7 @@ static void instance_dtor(ErlNifEnv *env, void *obj)
     for (unsigned i = 0; i < inst->n_publishers; i++)
         erh_publisher_destroy(&inst->publishers[i]);
     free(inst->publishers);
+    erh_presence_destroy(inst->presence);
     erh_config_free(&inst->config);
 }
 
@@ -129,6 +138,22 @@ static erh_status start_publishers(erh_instance *inst, const erh_atoms *atoms, E
     return ERH_OK;
 }
 
+static erh_status start_presence(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst)
+{
+    if (!inst->config.presence)
+        return ERH_OK;
+    const erh_presence_atoms presence_atoms = {.tag = atoms->nif_tag,
+                                               .presence = atoms->presence,
+                                               .connected = atoms->connected,
+                                               .connect_failed = atoms->connect_failed,
+                                               .disconnected = atoms->disconnected,
+                                               .redis_error = atoms->redis_error};
+    ErlNifPid owner;
+    enif_self(env, &owner);
+    return erh_presence_start(&inst->presence, &inst->config, &inst->stats, &presence_atoms, &owner,
+                              inst->shared.boot_id, make_boot_id());
+}
+
 static ERL_NIF_TERM status_atom(const erh_atoms *atoms, erh_status st)
 {
     return st == ERH_ERR_NOMEM ? atoms->enomem : st == ERH_ERR_SYSTEM ? atoms->system_limit : atoms->badarg;
@@ -166,6 +191,10 @@ static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     enif_self(env, &inst->shared.owner);
     char errstr[256] = "";
     st = start_publishers(inst, atoms, &bad_key, errstr, sizeof errstr);
+    if (st == ERH_OK) {
+        st = start_presence(env, atoms, inst);
+        bad_key = atoms->presence;
+    }
     /* A reason in words where there is one (the spool folder's), else the status. */
     ERL_NIF_TERM reason = status_atom(atoms, st);
     if (errstr[0])
@@ -398,6 +427,13 @@ static bool filtered_out(const erh_instance *inst, const erh_event *ev)
             !erh_filter_set_match(&inst->config.publish_topics, ev->field[ERH_F_TOPIC].data, ev->field[ERH_F_TOPIC].len));
 }
 
+/* The presence registry needs every connected/disconnected event, whether or not RabbitMQ gets it. */
+static void feed_presence(erh_instance *inst, const erh_event *ev)
+{
+    if (inst->presence && ev->type != ERH_EV_PUBLISH)
+        erh_presence_submit(inst->presence, ev);
+}
+
 /* submit(Handle, Event) -> ok | {error, overloaded | closed | enomem}; badarg for a malformed event. */
 static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -421,6 +457,7 @@ static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     if (type < 0 || !decoders[type](env, atoms, inst, t, arity, &text, &proto))
         return enif_make_badarg(env);
     erh_stats_add(&inst->stats, ERH_C_RECEIVED, 1);
+    feed_presence(inst, &proto);
     if (filtered_out(inst, &proto)) {
         erh_stats_add(&inst->stats, ERH_C_FILTERED, 1);
         return atoms->ok;
@@ -437,13 +474,17 @@ static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
 
 /* ---- stats ---- */
 
+static ERL_NIF_TERM link_state_atom(const erh_atoms *atoms, int state)
+{
+    return state == ERH_LINK_CONNECTED ? atoms->connected
+           : state == ERH_LINK_STOPPED ? atoms->stopped
+                                       : atoms->connecting;
+}
+
 static ERL_NIF_TERM connection_info(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,
                                     erh_publisher *p)
 {
-    int state = atomic_load(&p->link_state);
-    ERL_NIF_TERM state_atom = state == ERH_LINK_CONNECTED ? atoms->connected
-                              : state == ERH_LINK_STOPPED ? atoms->stopped
-                                                          : atoms->connecting;
+    ERL_NIF_TERM state_atom = link_state_atom(atoms, atomic_load(&p->link_state));
     char text[300];
     size_t len = erh_server_format(&inst->config.servers[atomic_load(&p->current_server)], text, sizeof text);
     ERL_NIF_TERM server_bin;
@@ -457,6 +498,21 @@ static ERL_NIF_TERM connection_info(ErlNifEnv *env, const erh_atoms *atoms, cons
     return map;
 }
 
+#define PRESENCE_STATS 3
+
+/* redis_state (disabled when presence is off), presence_queue_depth, presence_connections. */
+static void presence_stats(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, ERL_NIF_TERM *keys,
+                           ERL_NIF_TERM *values)
+{
+    erh_presence *p = inst->presence;
+    keys[0] = atoms->redis_state;
+    values[0] = p ? link_state_atom(atoms, atomic_load(&p->link_state)) : atoms->disabled;
+    keys[1] = atoms->presence_queue_depth;
+    values[1] = enif_make_uint64(env, p ? erh_presence_depth(p) : 0);
+    keys[2] = atoms->presence_connections;
+    values[2] = enif_make_uint64(env, p ? erh_presence_connections(p) : 0);
+}
+
 /* stats(Handle) -> #{received => N, ..., queue_depth => N, seq => N, connections => [#{...}]} */
 static ERL_NIF_TERM nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
@@ -467,7 +523,7 @@ static ERL_NIF_TERM nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     if (!enif_get_resource(env, argv[0], priv->instance_type, (void **)&inst))
         return enif_make_badarg(env);
     enum { GAUGES = 5 };
-    ERL_NIF_TERM keys[ERH_C__COUNT + GAUGES], values[ERH_C__COUNT + GAUGES];
+    ERL_NIF_TERM keys[ERH_C__COUNT + GAUGES + PRESENCE_STATS], values[ERH_C__COUNT + GAUGES + PRESENCE_STATS];
     for (int c = 0; c < ERH_C__COUNT; c++) {
         keys[c] = priv->counter_atoms[c];
         values[c] = enif_make_uint64(env, erh_stats_get(&inst->stats, c));
@@ -489,9 +545,56 @@ static ERL_NIF_TERM nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
                                                connections};
     memcpy(keys + ERH_C__COUNT, gauge_keys, sizeof gauge_keys);
     memcpy(values + ERH_C__COUNT, gauge_values, sizeof gauge_values);
+    presence_stats(env, atoms, inst, keys + ERH_C__COUNT + GAUGES, values + ERH_C__COUNT + GAUGES);
     ERL_NIF_TERM map;
-    enif_make_map_from_arrays(env, keys, values, ERH_C__COUNT + GAUGES, &map);
+    enif_make_map_from_arrays(env, keys, values, ERH_C__COUNT + GAUGES + PRESENCE_STATS, &map);
     return map;
+}
+
+/* ---- presence lookups ---- */
+
+typedef struct pair_list {
+    ErlNifEnv *env;
+    ERL_NIF_TERM list;
+} pair_list;
+
+static ERL_NIF_TERM bytes_term(ErlNifEnv *env, erh_bytes bytes)
+{
+    ERL_NIF_TERM term;
+    unsigned char *out = enif_make_new_binary(env, bytes.len, &term);
+    if (bytes.len)
+        memcpy(out, bytes.data, bytes.len);
+    return term;
+}
+
+static void add_pair(void *ctx, erh_bytes field, erh_bytes value)
+{
+    pair_list *pairs = ctx;
+    ErlNifEnv *env = pairs->env;
+    pairs->list = enif_make_list_cell(env, enif_make_tuple2(env, bytes_term(env, field), bytes_term(env, value)),
+                                      pairs->list);
+}
+
+/* presence(Handle, ClientId) -> {ok, [{Field, Value}]} | {error, disabled | {redis, Message}}, on a
+ * dirty I/O scheduler: it waits for one Redis round trip (two after a broken connection). There is
+ * no Redis client in OTP; this reads with the same script that README shows to any Redis client. */
+static ERL_NIF_TERM nif_presence(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
+{
+    (void)argc;
+    const erh_priv *priv = enif_priv_data(env);
+    const erh_atoms *atoms = &priv->atoms;
+    erh_instance *inst;
+    erh_bytes clientid;
+    if (!enif_get_resource(env, argv[0], priv->instance_type, (void **)&inst) || !get_bytes(env, argv[1], &clientid))
+        return enif_make_badarg(env);
+    if (!inst->presence)
+        return error_tuple(env, atoms, atoms->disabled);
+    pair_list pairs = {env, enif_make_list(env, 0)};
+    char errstr[256];
+    if (erh_presence_reader_get(&inst->presence->reader, clientid, add_pair, &pairs, errstr, sizeof errstr) != ERH_OK)
+        return error_tuple(env, atoms, enif_make_tuple2(env, atoms->redis,
+                                                        bytes_term(env, (erh_bytes){errstr, strlen(errstr)})));
+    return enif_make_tuple2(env, atoms->ok, pairs.list);
 }
 
 /* ---- loading ---- */
@@ -542,6 +645,7 @@ static ErlNifFunc functions[] = {
     {"submit", 2, nif_submit, 0},
     {"stats", 1, nif_stats, 0},
     {"stop", 2, nif_stop, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"presence", 2, nif_presence, ERL_NIF_DIRTY_JOB_IO_BOUND},
 };
 
 ERL_NIF_INIT(emqx_rabbitmq_hook_nif, functions, load, NULL, upgrade, unload)

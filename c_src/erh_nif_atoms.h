@@ -75,7 +75,24 @@
     ATOM(auth_mechanism, "auth_mechanism")                                                               \
     ATOM(plain, "plain")                                                                                 \
     ATOM(external, "external")                                                                           \
-    ATOM(max_payload_bytes, "max_payload_bytes")
+    ATOM(max_payload_bytes, "max_payload_bytes")                                                         \
+    ATOM(presence, "presence")                                                                           \
+    ATOM(redis_server, "redis_server")                                                                   \
+    ATOM(redis_username, "redis_username")                                                               \
+    ATOM(redis_password, "redis_password")                                                               \
+    ATOM(redis_db, "redis_db")                                                                           \
+    ATOM(redis_key_prefix, "redis_key_prefix")                                                           \
+    ATOM(presence_buffer_events, "presence_buffer_events")                                               \
+    ATOM(presence_batch, "presence_batch")                                                               \
+    ATOM(presence_node_ttl_ms, "presence_node_ttl_ms")                                                   \
+    ATOM(presence_tombstone_ttl_ms, "presence_tombstone_ttl_ms")                                         \
+    ATOM(presence_timeout_ms, "presence_timeout_ms")                                                     \
+    ATOM(disabled, "disabled")                                                                           \
+    ATOM(redis, "redis")                                                                                 \
+    ATOM(redis_error, "redis_error")                                                                     \
+    ATOM(redis_state, "redis_state")                                                                     \
+    ATOM(presence_queue_depth, "presence_queue_depth")                                                   \
+    ATOM(presence_connections, "presence_connections")
 
 typedef struct erh_atoms {
 #define ERH_ATOM_FIELD(name, text) ERL_NIF_TERM name;

@@ -53,6 +53,17 @@ static erh_status copy_cstrings(ErlNifEnv *env, ERL_NIF_TERM list, char ***out, 
     return ERH_OK;
 }
 
+/* {HostBinary, Port} */
+static erh_status read_server(ErlNifEnv *env, ERL_NIF_TERM term, erh_server *server)
+{
+    const ERL_NIF_TERM *pair;
+    int arity;
+    if (!enif_get_tuple(env, term, &arity, &pair) || arity != 2 || !enif_get_int(env, pair[1], &server->port) ||
+        server->port < 1 || server->port > 65535)
+        return ERH_ERR_BADARG;
+    return copy_cstring(env, pair[0], &server->host);
+}
+
 static erh_status read_servers(ErlNifEnv *env, ERL_NIF_TERM list, erh_config *config)
 {
     unsigned length;
@@ -63,13 +74,7 @@ static erh_status read_servers(ErlNifEnv *env, ERL_NIF_TERM list, erh_config *co
         return ERH_ERR_NOMEM;
     ERL_NIF_TERM head;
     while (enif_get_list_cell(env, list, &head, &list)) {
-        const ERL_NIF_TERM *pair;
-        int arity;
-        erh_server *server = &config->servers[config->n_servers];
-        if (!enif_get_tuple(env, head, &arity, &pair) || arity != 2 || !enif_get_int(env, pair[1], &server->port) ||
-            server->port < 1 || server->port > 65535)
-            return ERH_ERR_BADARG;
-        erh_status st = copy_cstring(env, pair[0], &server->host);
+        erh_status st = read_server(env, head, &config->servers[config->n_servers]);
         if (st != ERH_OK)
             return st;
         config->n_servers++;
@@ -185,7 +190,10 @@ enum key_index {
     K_BUFFER_EVENTS, K_HEARTBEAT, K_RECONNECT_MIN_MS, K_RECONNECT_MAX_MS, K_CONNECT_TIMEOUT_MS,
     K_UNROUTABLE_QUEUE, K_SPOOL_DIR, K_SPOOL_MAX_BYTES, K_SPOOL_SYNC, K_SPOOL_SYNC_INTERVAL_MS,
     K_TLS_ENABLE, K_TLS_CACERTFILE, K_TLS_CERTFILE, K_TLS_KEYFILE, K_TLS_VERIFY, K_TLS_SERVER_NAME,
-    K_AUTH_MECHANISM, K_MAX_PAYLOAD_BYTES, K__COUNT
+    K_AUTH_MECHANISM, K_MAX_PAYLOAD_BYTES,
+    K_PRESENCE, K_REDIS_SERVER, K_REDIS_USERNAME, K_REDIS_PASSWORD, K_REDIS_DB, K_REDIS_KEY_PREFIX,
+    K_PRESENCE_BUFFER_EVENTS, K_PRESENCE_BATCH, K_PRESENCE_NODE_TTL_MS, K_PRESENCE_TOMBSTONE_TTL_MS,
+    K_PRESENCE_TIMEOUT_MS, K__COUNT
 };
 
 static ERL_NIF_TERM key_atom(const erh_atoms *atoms, enum key_index key)
@@ -198,7 +206,10 @@ static ERL_NIF_TERM key_atom(const erh_atoms *atoms, enum key_index key)
         atoms->connect_timeout_ms, atoms->unroutable_queue, atoms->spool_dir, atoms->spool_max_bytes,
         atoms->spool_sync, atoms->spool_sync_interval_ms, atoms->tls_enable, atoms->tls_cacertfile,
         atoms->tls_certfile, atoms->tls_keyfile, atoms->tls_verify, atoms->tls_server_name,
-        atoms->auth_mechanism, atoms->max_payload_bytes,
+        atoms->auth_mechanism, atoms->max_payload_bytes, atoms->presence, atoms->redis_server,
+        atoms->redis_username, atoms->redis_password, atoms->redis_db, atoms->redis_key_prefix,
+        atoms->presence_buffer_events, atoms->presence_batch, atoms->presence_node_ttl_ms,
+        atoms->presence_tombstone_ttl_ms, atoms->presence_timeout_ms,
     };
     return keys[key];
 }
@@ -286,6 +297,28 @@ static erh_status read_key(ErlNifEnv *env, const erh_atoms *atoms, enum key_inde
         return enif_compare(value, atoms->plain) == 0 ? ERH_OK : ERH_ERR_BADARG;
     case K_MAX_PAYLOAD_BYTES:
         return copy_uint(env, value, 0, 268435456, &c->max_payload_bytes);
+    case K_PRESENCE:
+        return read_bool(atoms, value, &c->presence);
+    case K_REDIS_SERVER:
+        return read_server(env, value, &c->redis_server);
+    case K_REDIS_USERNAME:
+        return copy_cstring(env, value, &c->redis_username);
+    case K_REDIS_PASSWORD:
+        return copy_cstring(env, value, &c->redis_password);
+    case K_REDIS_DB:
+        return copy_uint(env, value, 0, 65535, &c->redis_db);
+    case K_REDIS_KEY_PREFIX:
+        return copy_cstring(env, value, &c->redis_key_prefix);
+    case K_PRESENCE_BUFFER_EVENTS:
+        return copy_uint(env, value, 1, 1000000000, &c->presence_buffer_events);
+    case K_PRESENCE_BATCH:
+        return copy_uint(env, value, 1, 100000, &c->presence_batch);
+    case K_PRESENCE_NODE_TTL_MS:
+        return copy_uint(env, value, 1000, 86400000, &c->presence_node_ttl_ms);
+    case K_PRESENCE_TOMBSTONE_TTL_MS:
+        return copy_uint(env, value, 1, 2000000000, &c->presence_tombstone_ttl_ms);
+    case K_PRESENCE_TIMEOUT_MS:
+        return copy_uint(env, value, 1, 600000, &c->presence_timeout_ms);
     default:
         return ERH_ERR_BADARG;
     }

@@ -88,18 +88,6 @@ static void ready_prepend(erh_publisher *p, erh_event *head, erh_event *tail)
     p->ready_head = head;
 }
 
-static size_t list_free(erh_event *event)
-{
-    size_t n = 0;
-    while (event) {
-        erh_event *next = event->next;
-        erh_event_free(event);
-        event = next;
-        n++;
-    }
-    return n;
-}
-
 static void window_to_ready(erh_publisher *p)
 {
     erh_stats_add(p->shared->stats, ERH_C_RETRIED, p->inflight_count);
@@ -303,15 +291,6 @@ static void on_return(void *ctx, erh_bytes routing_key, erh_bytes returned_id, e
 
 /* ---- the connection ---- */
 
-/* Full jitter: a random delay in [backoff/2, backoff], so many nodes do not reconnect in step. */
-static unsigned next_delay(erh_publisher *p)
-{
-    const erh_config *config = p->shared->config;
-    unsigned delay = p->backoff_ms / 2 + (unsigned)rand_r(&p->rng) % (p->backoff_ms / 2 + 1);
-    p->backoff_ms = p->backoff_ms > config->reconnect_max_ms / 2 ? config->reconnect_max_ms : p->backoff_ms * 2;
-    return delay;
-}
-
 static void lose_connection(erh_publisher *p)
 {
     ErlNifEnv *env = p->msg_env;
@@ -321,7 +300,7 @@ static void lose_connection(erh_publisher *p)
     p->connected = false;
     atomic_store(&p->link_state, ERH_LINK_CONNECTING);
     window_to_ready(p);
-    p->next_connect_ms = erh_monotonic_ms() + next_delay(p);
+    p->next_connect_ms = erh_monotonic_ms() + erh_backoff_next(&p->backoff);
 }
 
 static void try_connect(erh_publisher *p)
@@ -336,7 +315,7 @@ static void try_connect(erh_publisher *p)
         erh_stats_add(p->shared->stats, ERH_C_CONNECT_FAILURES, 1);
         notify(p, enif_make_tuple3(env, p->shared->atoms.connect_failed, server_term(p, server),
                                    make_cstring(env, p->amqp.errstr)));
-        p->next_connect_ms = erh_monotonic_ms() + next_delay(p);
+        p->next_connect_ms = erh_monotonic_ms() + erh_backoff_next(&p->backoff);
         return;
     }
     if (p->ever_connected)
@@ -344,7 +323,7 @@ static void try_connect(erh_publisher *p)
     p->ever_connected = true;
     p->connected = true;
     p->next_server = server; /* stay on the server that works */
-    p->backoff_ms = config->reconnect_min_ms;
+    erh_backoff_reset(&p->backoff);
     atomic_store(&p->link_state, ERH_LINK_CONNECTED);
     notify(p, enif_make_tuple2(env, p->shared->atoms.connected, server_term(p, server)));
 }
@@ -576,8 +555,9 @@ static void *publisher_main(void *arg)
 
 erh_status erh_publisher_init(erh_publisher *p, erh_shared *shared, unsigned index, size_t capacity)
 {
-    *p = (erh_publisher){.shared = shared, .index = index, .backoff_ms = shared->config->reconnect_min_ms,
-                         .rng = (unsigned)(shared->boot_id ^ index), .spool = {.lock_fd = -1}};
+    *p = (erh_publisher){.shared = shared, .index = index, .spool = {.lock_fd = -1}};
+    erh_backoff_init(&p->backoff, shared->config->reconnect_min_ms, shared->config->reconnect_max_ms,
+                     (unsigned)(shared->boot_id ^ index));
     erh_status st = erh_queue_init(&p->queue, capacity, capacity - capacity / 4);
     if (st != ERH_OK)
         return st;
@@ -621,8 +601,8 @@ void erh_publisher_join(erh_publisher *p)
 
 void erh_publisher_destroy(erh_publisher *p)
 {
-    list_free(p->ready_head);
-    list_free(p->inflight_head);
+    erh_event_list_free(p->ready_head);
+    erh_event_list_free(p->inflight_head);
     p->ready_head = p->ready_tail = p->inflight_head = p->inflight_tail = NULL;
     erh_spool_close(&p->spool, NULL); /* only a spool locked by a thread that never ran */
     erh_amqp_close(&p->amqp, false);

@@ -18,6 +18,7 @@
 #include <erl_nif.h>
 
 #include "erh_amqp.h"
+#include "erh_backoff.h"
 #include "erh_config.h"
 #include "erh_queue.h"
 #include "erh_spool.h"
@@ -69,9 +70,8 @@ typedef struct erh_publisher {
     erh_buf json;
     ErlNifEnv *msg_env;
     unsigned next_server;
-    unsigned backoff_ms;
+    erh_backoff backoff;
     int64_t next_connect_ms; /* monotonic: the next connection attempt */
-    unsigned rng;
     bool ever_connected;
     erh_spool spool;
     bool spool_open;  /* locked at init, opened by the thread; false when disabled or broken */

@@ -17,7 +17,7 @@ typedef struct erh_queue {
     erh_event *tail;
     size_t count;
     size_t capacity;
-    size_t high_water; /* a push that reaches it wakes the consumer even when busy */
+    size_t high_water; /* a push that reaches it wakes the consumer even when busy; 0: none */
     bool consumer_asleep;
     bool lock_ready;
     int wake_fd; /* eventfd, readable when the consumer must look again */

@@ -20,6 +20,20 @@ static const char *const names[ERH_C__COUNT] = {
     [ERH_C_SPOOL_CORRUPT] = "spool_corrupt",
     [ERH_C_SPOOL_ERRORS] = "spool_errors",
     [ERH_C_PAYLOADS_OMITTED] = "payloads_omitted",
+    [ERH_C_PRESENCE_QUEUED] = "presence_queued",
+    [ERH_C_PRESENCE_DROPPED] = "presence_dropped",
+    [ERH_C_PRESENCE_APPLIED] = "presence_applied",
+    [ERH_C_PRESENCE_IGNORED] = "presence_ignored",
+    [ERH_C_PRESENCE_RETRIED] = "presence_retried",
+    [ERH_C_PRESENCE_ERRORS] = "presence_errors",
+    [ERH_C_PRESENCE_RESYNCS] = "presence_resyncs",
+    [ERH_C_PRESENCE_REWRITTEN] = "presence_rewritten",
+    [ERH_C_PRESENCE_SUPERSEDED] = "presence_superseded",
+    [ERH_C_PRESENCE_SWEPT] = "presence_swept",
+    [ERH_C_PRESENCE_UNDELIVERED] = "presence_undelivered",
+    [ERH_C_REDIS_RECONNECTS] = "redis_reconnects",
+    [ERH_C_REDIS_CONNECT_FAILURES] = "redis_connect_failures",
+    [ERH_C_REDIS_SCRIPT_RELOADS] = "redis_script_reloads",
 };
 
 const char *erh_counter_name(erh_counter c)

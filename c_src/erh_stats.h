@@ -26,6 +26,20 @@ typedef enum erh_counter {
     ERH_C_SPOOL_CORRUPT, /* torn or corrupt spool records cut */
     ERH_C_SPOOL_ERRORS,  /* spool operations that failed (logged) */
     ERH_C_PAYLOADS_OMITTED, /* messages sent without their payload, as it exceeded max_payload_bytes */
+    ERH_C_PRESENCE_QUEUED,     /* connected/disconnected events taken for the presence registry */
+    ERH_C_PRESENCE_DROPPED,    /* refused because the presence queue was full (each forces a resync) */
+    ERH_C_PRESENCE_APPLIED,    /* updates Redis ran */
+    ERH_C_PRESENCE_IGNORED,    /* of those, updates that changed nothing (older, ended or repeated) */
+    ERH_C_PRESENCE_RETRIED,    /* updates sent again after a lost connection or a NOSCRIPT */
+    ERH_C_PRESENCE_ERRORS,     /* updates Redis refused for good (logged, skipped) */
+    ERH_C_PRESENCE_RESYNCS,    /* times this node's live connections were written again from memory */
+    ERH_C_PRESENCE_REWRITTEN,  /* connections written by those resyncs */
+    ERH_C_PRESENCE_SUPERSEDED, /* queued updates skipped because a resync wrote the state they lead to */
+    ERH_C_PRESENCE_SWEPT,      /* connections of dead boots (crashed or restarted nodes) marked offline */
+    ERH_C_PRESENCE_UNDELIVERED, /* updates not applied when stop gave up waiting */
+    ERH_C_REDIS_RECONNECTS,
+    ERH_C_REDIS_CONNECT_FAILURES,
+    ERH_C_REDIS_SCRIPT_RELOADS, /* NOSCRIPT answered by loading the script again */
     ERH_C__COUNT
 } erh_counter;
 

@@ -5,8 +5,9 @@
 
 -emqx_plugin(?MODULE).
 
--export([load/1, unload/0, stats/0, status/0, broker/0]).
+-export([load/1, unload/0, stats/0, status/0, broker/0, presence/1, presence/2]).
 -export([on_client_connected/3, on_client_disconnected/4, on_message_publish/2]).
+-export([connected_event/3, disconnected_event/4]).
 -export([new_counters/0]).
 
 -include_lib("kernel/include/logger.hrl").
@@ -102,35 +103,75 @@ new_counters() ->
     counters:new(3, [write_concurrency]).
 
 %%--------------------------------------------------------------------
+%% Presence
+%%--------------------------------------------------------------------
+
+-type presence() :: #{online := boolean(), node => binary(), conn_id => binary(),
+                      connected_at => integer(), ipaddress => binary(), username => binary(),
+                      last_disconnected_at => integer()}.
+
+%% Is the client online, on which node, since when? Asks Redis with priv/presence_read.lua (one
+%% round trip, on a dirty I/O scheduler). When online is false, node, conn_id and connected_at
+%% describe the client's last connection, if the registry knows one.
+-spec presence(binary()) -> presence() | {error, not_running | disabled | {redis, binary()}}.
+presence(ClientId) ->
+    case emqx_rabbitmq_hook_server:handle() of
+        {Handle, _} -> presence(Handle, ClientId);
+        undefined -> {error, not_running}
+    end.
+
+%% The same through a given NIF handle.
+-spec presence(reference(), binary()) -> presence() | {error, disabled | {redis, binary()}}.
+presence(Handle, ClientId) when is_binary(ClientId) ->
+    case emqx_rabbitmq_hook_nif:presence(Handle, ClientId) of
+        {ok, Pairs} -> maps:from_list(lists:filtermap(fun presence_field/1, Pairs));
+        {error, _} = Error -> Error
+    end.
+
+%% The fields priv/presence_read.lua returns; any other is ignored (no atoms are made from Redis data).
+presence_field({<<"online">>, Value}) -> {true, {online, Value =:= <<"1">>}};
+presence_field({<<"node">>, Value}) -> {true, {node, Value}};
+presence_field({<<"conn_id">>, Value}) -> {true, {conn_id, Value}};
+presence_field({<<"connected_at">>, Value}) -> {true, {connected_at, binary_to_integer(Value)}};
+presence_field({<<"ipaddress">>, Value}) -> {true, {ipaddress, Value}};
+presence_field({<<"username">>, Value}) -> {true, {username, Value}};
+presence_field({<<"last_disconnected_at">>, Value}) -> {true, {last_disconnected_at, binary_to_integer(Value)}};
+presence_field(_) -> false.
+
+%%--------------------------------------------------------------------
 %% Callbacks
 %%--------------------------------------------------------------------
 
 on_client_connected(ClientInfo, ConnInfo, _Env) ->
-    submit(fun() ->
-                   {connected,
-                    clientid(ClientInfo, ConnInfo),
-                    username(ClientInfo, ConnInfo),
-                    peerhost(ClientInfo, ConnInfo),
-                    peerport(ConnInfo),
-                    maps:get(keepalive, ConnInfo, 0),
-                    text(maps:get(proto_name, ConnInfo, <<"MQTT">>)),
-                    maps:get(proto_ver, ConnInfo, 4),
-                    maps:get(clean_start, ConnInfo, true),
-                    maps:get(connected_at, ConnInfo, now_ms()),
-                    conn_pid()}
-           end).
+    submit(fun() -> connected_event(ClientInfo, ConnInfo, self()) end).
 
 on_client_disconnected(ClientInfo, Reason, ConnInfo, _Env) ->
-    submit(fun() ->
-                   {disconnected,
-                    clientid(ClientInfo, ConnInfo),
-                    username(ClientInfo, ConnInfo),
-                    peerhost(ClientInfo, ConnInfo),
-                    reason(Reason),
-                    maps:get(connected_at, ConnInfo, 0),
-                    maps:get(disconnected_at, ConnInfo, now_ms()),
-                    conn_pid()}
-           end).
+    submit(fun() -> disconnected_event(ClientInfo, Reason, ConnInfo, self()) end).
+
+%% The flat tuples the NIF takes. Pid is the channel process (the hooks run in it), which names
+%% the connection on its node.
+connected_event(ClientInfo, ConnInfo, Pid) ->
+    {connected,
+     clientid(ClientInfo, ConnInfo),
+     username(ClientInfo, ConnInfo),
+     peerhost(ClientInfo, ConnInfo),
+     peerport(ConnInfo),
+     maps:get(keepalive, ConnInfo, 0),
+     text(maps:get(proto_name, ConnInfo, <<"MQTT">>)),
+     maps:get(proto_ver, ConnInfo, 4),
+     maps:get(clean_start, ConnInfo, true),
+     maps:get(connected_at, ConnInfo, now_ms()),
+     conn_pid(Pid)}.
+
+disconnected_event(ClientInfo, Reason, ConnInfo, Pid) ->
+    {disconnected,
+     clientid(ClientInfo, ConnInfo),
+     username(ClientInfo, ConnInfo),
+     peerhost(ClientInfo, ConnInfo),
+     reason(Reason),
+     maps:get(connected_at, ConnInfo, 0),
+     maps:get(disconnected_at, ConnInfo, now_ms()),
+     conn_pid(Pid)}.
 
 %% #message{id, qos, from, flags, headers, topic, payload, timestamp} in EMQX 4, with `extra`
 %% appended in EMQX 5: read by position so one build serves both.
@@ -202,9 +243,8 @@ peerhost(_ClientInfo, _ConnInfo) -> undefined.
 peerport(#{peername := {_, Port}}) -> Port;
 peerport(_ConnInfo) -> 0.
 
-%% The channel process: the hooks run in it, so it names the connection on this node.
-conn_pid() ->
-    list_to_binary(pid_to_list(self())).
+conn_pid(Pid) ->
+    list_to_binary(pid_to_list(Pid)).
 
 now_ms() ->
     erlang:system_time(millisecond).

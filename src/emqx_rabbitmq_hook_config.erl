@@ -44,6 +44,7 @@
 
 -define(EVENTS, [client_connected, client_disconnected, message_publish]).
 -define(DEFAULT_PORT, 5672).
+-define(REDIS_PORT, 6379).
 %% AMQP short strings (exchange, queue, vhost, binding and routing keys) hold at most 255 bytes.
 -define(SHORTSTR, 255).
 %% Keys whose values are never shown: not in error lines, crash reports or sys:get_status/1.
@@ -97,7 +98,19 @@ specs() ->
      {tls_server_name, "", {text, 0, ?SHORTSTR}},
      {auth_mechanism, plain, auth_mechanism},
      {password_file, "", password_file},
-     {max_payload_bytes, 1048576, {int, 0, ?MAX_PAYLOAD_LIMIT}}].
+     {max_payload_bytes, 1048576, {int, 0, ?MAX_PAYLOAD_LIMIT}},
+     %% The presence registry in Redis (README, "Presence registry").
+     {presence, false, {one_of, [true, false], atom}},
+     {redis_server, "127.0.0.1:6379", {server, ?REDIS_PORT}},
+     {redis_username, "", {text, 0, infinity}},
+     {redis_password, "", secret},
+     {redis_db, 0, {int, 0, 65535}},
+     {redis_key_prefix, "mqtt:presence:", {text, 0, 255}},
+     {presence_buffer_events, 100000, {int, 1, 100000000}},
+     {presence_batch, 256, {int, 1, 10000}},
+     {presence_node_ttl_ms, 30000, {int, 1000, 3600000}},
+     {presence_tombstone_ttl_ms, 300000, {int, 1000, 86400000}},
+     {presence_timeout_ms, 5000, {int, 100, 600000}}].
 
 %%--------------------------------------------------------------------
 %% API
@@ -210,6 +223,8 @@ check({int, Min, Max}, V, _) when is_integer(V) ->
     {error, {out_of_range, V, Min, Max}};
 check({int, _, _}, V, _) ->
     {error, {not_integer, V}};
+check({server, DefaultPort}, V, _) ->
+    server(V, DefaultPort);
 check(servers, V, _) ->
     Servers = case is_string(V) of
                   true -> [V];
@@ -278,12 +293,15 @@ one_of(V, Names) ->
 
 %% "host:port", "host", "[v6]:port" or "[v6]" → {HostBinary, Port}; the brackets are dropped.
 server(V) ->
+    server(V, ?DEFAULT_PORT).
+
+server(V, DefaultPort) ->
     Bad = {error, {bad_server, V}},
     case to_bin(V) of
         {ok, Bin} ->
             case split_server(Bin) of
                 {ok, Host, Port} ->
-                    case valid_host(Host) andalso port(Port) of
+                    case valid_host(Host) andalso port(Port, DefaultPort) of
                         {ok, P} -> {ok, {Host, P}};
                         _ -> Bad
                     end;
@@ -319,9 +337,9 @@ valid_host(Host) ->
     nomatch =:= binary:match(Host, [<<0>>, <<" ">>, <<"\t">>, <<"[">>, <<"]">>, <<"/">>])
         andalso unicode:characters_to_binary(Host) =:= Host.
 
-port(default) ->
-    {ok, ?DEFAULT_PORT};
-port(Port) ->
+port(default, DefaultPort) ->
+    {ok, DefaultPort};
+port(Port, _) ->
     case re:run(Port, <<"^[0-9]{1,5}$">>, [{capture, none}]) of
         match ->
             P = binary_to_integer(Port),

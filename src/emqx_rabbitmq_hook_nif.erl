@@ -1,7 +1,7 @@
 %% The NIF boundary (DESIGN §2). Every function is replaced when the library loads.
 -module(emqx_rabbitmq_hook_nif).
 
--export([start/1, submit/2, stats/1, stop/2]).
+-export([start/1, submit/2, stats/1, stop/2, presence/2]).
 
 -on_load(init/0).
 
@@ -29,3 +29,7 @@ stats(_Handle) -> erlang:nif_error(not_loaded).
 
 -spec stop(reference(), non_neg_integer()) -> ok.
 stop(_Handle, _TimeoutMs) -> erlang:nif_error(not_loaded).
+
+%% Dirty I/O: one round trip to Redis with priv/presence_read.lua.
+-spec presence(reference(), binary()) -> {ok, [{binary(), binary()}]} | {error, disabled | {redis, binary()}}.
+presence(_Handle, _ClientId) -> erlang:nif_error(not_loaded).

@@ -46,6 +46,8 @@ handle_call(_Request, _From, State) ->
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
+handle_info({emqx_rabbitmq_hook_nif, presence, Info}, State) ->
+    {noreply, report_presence(Info, State)};
 handle_info({emqx_rabbitmq_hook_nif, Index, Info}, State) ->
     {noreply, report(Index, Info, State)};
 handle_info(_Info, State) ->
@@ -94,6 +96,26 @@ report(Index, {encode_failed, Event}, State) ->
              "emqx_rabbitmq_hook publisher ~b could not encode a ~ts event (out of memory); "
              "it is kept and tried again", [Index, Event]);
 report(_Index, _Info, State) ->
+    State.
+
+%% What the presence thread says about its Redis connection and the updates Redis refused.
+report_presence({connected, Server}, State = #{config := Config, logged := Logged}) ->
+    ?LOG_INFO("emqx_rabbitmq_hook presence registry connected to Redis ~ts (db ~b, prefix ~ts)",
+              [Server, maps:get(redis_db, Config), maps:get(redis_key_prefix, Config)]),
+    State#{logged := maps:filter(fun(Key, _) -> element(1, Key) =/= presence end, Logged)};
+report_presence({disconnected, Server, Why}, State) ->
+    ?LOG_WARNING("emqx_rabbitmq_hook presence registry lost Redis ~ts: ~ts; updates wait in memory "
+                 "and are applied once it is back", [Server, Why]),
+    State;
+report_presence({connect_failed, Server, Why}, State) ->
+    throttle({presence, connect_failed, Why}, State,
+             "emqx_rabbitmq_hook presence registry cannot connect to Redis ~ts: ~ts; retrying",
+             [Server, Why]);
+report_presence({redis_error, Why}, State) ->
+    throttle({presence, redis_error}, State,
+             "emqx_rabbitmq_hook presence registry: Redis refused an update: ~ts; it was skipped "
+             "(see presence_errors)", [Why]);
+report_presence(_Info, State) ->
     State.
 
 %% Log a warning unless the same kind of warning was logged less than ?REPEAT_LOG_MS ago.

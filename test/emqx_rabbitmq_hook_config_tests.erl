@@ -43,7 +43,18 @@ default_map() ->
       tls_server_name => <<>>,
       auth_mechanism => plain,
       password_file => <<>>,
-      max_payload_bytes => 1048576}.
+      max_payload_bytes => 1048576,
+      presence => false,
+      redis_server => {<<"127.0.0.1">>, 6379},
+      redis_username => <<>>,
+      redis_password => <<>>,
+      redis_db => 0,
+      redis_key_prefix => <<"mqtt:presence:">>,
+      presence_buffer_events => 100000,
+      presence_batch => 256,
+      presence_node_ttl_ms => 30000,
+      presence_tombstone_ttl_ms => 300000,
+      presence_timeout_ms => 5000}.
 
 %%--------------------------------------------------------------------
 %% Defaults
@@ -141,7 +152,23 @@ accepted() ->
      {auth_mechanism, "plain", plain},
      {password_file, <<>>, <<>>},
      {max_payload_bytes, 0, 0},
-     {max_payload_bytes, 268435456, 268435456}].
+     {max_payload_bytes, 268435456, 268435456},
+     {presence, true, true},
+     {presence, "true", true},
+     {presence, <<"false">>, false},
+     {redis_server, "redis.local", {<<"redis.local">>, 6379}},
+     {redis_server, <<"10.0.0.5:6380">>, {<<"10.0.0.5">>, 6380}},
+     {redis_server, "[::1]", {<<"::1">>, 6379}},
+     {redis_username, "emqx", <<"emqx">>},
+     {redis_password, <<255, 1>>, <<255, 1>>},
+     {redis_db, 15, 15},
+     {redis_key_prefix, "", <<>>},
+     {redis_key_prefix, "iot:{presence}:", <<"iot:{presence}:">>},
+     {presence_buffer_events, 1, 1},
+     {presence_batch, 10000, 10000},
+     {presence_node_ttl_ms, 1000, 1000},
+     {presence_tombstone_ttl_ms, 86400000, 86400000},
+     {presence_timeout_ms, 100, 100}].
 
 accepted_forms_normalize_test_() ->
     [{lists:flatten(io_lib:format("~p = ~0tp", [Key, Given])),
@@ -261,7 +288,25 @@ rejected() ->
      {password_file, "/nonexistent/password"},
      {password_file, password},
      {max_payload_bytes, -1},
-     {max_payload_bytes, 268435457}].
+     {max_payload_bytes, 268435457},
+     {presence, yes},
+     {presence, 1},
+     {redis_server, ["127.0.0.1:6379"]},
+     {redis_server, "redis:0"},
+     {redis_server, "::1"},
+     {redis_username, <<"a", 0>>},
+     {redis_password, <<"pw", 0>>},
+     {redis_password, pw},
+     {redis_db, -1},
+     {redis_db, 65536},
+     {redis_key_prefix, lists:duplicate(256, $p)},
+     {redis_key_prefix, <<255>>},
+     {presence_buffer_events, 0},
+     {presence_batch, 0},
+     {presence_batch, 10001},
+     {presence_node_ttl_ms, 999},
+     {presence_tombstone_ttl_ms, 999},
+     {presence_timeout_ms, 99}].
 
 rejected_values_name_their_key_test_() ->
     [{lists:flatten(io_lib:format("~p = ~0tP", [Key, Given, 6])),
@@ -302,6 +347,9 @@ server_error_line_test() ->
                    _/binary>>, Line).
 
 password_value_never_appears_test_() ->
+    [password_never_appears(Key) || Key <- [password, redis_password]].
+
+password_never_appears(Key) ->
     Secrets = [{<<"hunter2", 0>>, <<"hunter2">>},
                {"hunter2\0", <<"hunter2">>},
                {hunter2, <<"hunter2">>},
@@ -309,17 +357,17 @@ password_value_never_appears_test_() ->
                {{"hunter2"}, <<"hunter2">>},
                {["hunter2"], <<"hunter2">>}],
     [?_test(begin
-                {error, {password, _} = Error} = ?M:parse([{password, Secret}]),
+                {error, {Key, _} = Error} = ?M:parse([{Key, Secret}]),
                 Line = ?M:format_error(Error),
-                ?assertNotEqual(nomatch, binary:match(Line, <<"password">>)),
+                ?assertNotEqual(nomatch, binary:match(Line, atom_to_binary(Key, utf8))),
                 ?assertEqual(nomatch, binary:match(Line, Shown))
             end)
      || {Secret, Shown} <- Secrets]
     ++ [?_assertEqual(nomatch, binary:match(iolist_to_binary(io_lib:format("~tp ~tw", [Error, Error])),
                                             <<"hunter2">>))
         || Secret <- [<<"hunter2", 0>>, "hunter2\0", hunter2, {"hunter2"}, ["hunter2"]],
-           {error, Error} <- [?M:parse([{password, Secret}])]]
-    ++ [?_assertEqual(nomatch, binary:match(?M:format_error({password, Reason}), <<"hunter2">>))
+           {error, Error} <- [?M:parse([{Key, Secret}])]]
+    ++ [?_assertEqual(nomatch, binary:match(?M:format_error({Key, Reason}), <<"hunter2">>))
         || Reason <- [{not_text, hunter2}, {nul_byte, <<"hunter2", 0>>}, {something, "hunter2"}]].
 
 %% Every reason shape renders, and so do reasons the parser does not make (the NIF's, for one).

@@ -10,13 +10,6 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
-%% Keys other parts of the plugin are adding (spool, presence, security): the files carry them
-%% already; once in defaults() they are checked like every other key.
--define(UPCOMING_KEYS, [unroutable_queue, spool_dir, spool_max_bytes, spool_sync, spool_sync_interval_ms, presence,
-                        redis_server, redis_username, redis_password, redis_db, redis_key_prefix,
-                        tls_enable, tls_cacertfile, tls_certfile, tls_keyfile, tls_verify,
-                        tls_server_name, auth_mechanism, password_file, max_payload_bytes]).
-
 root() ->
     filename:dirname(filename:dirname(proplists:get_value(source, ?MODULE:module_info(compile)))).
 
@@ -24,7 +17,7 @@ path(Relative) ->
     filename:join(root(), Relative).
 
 known_keys() ->
-    lists:usort([Key || {Key, _} <- emqx_rabbitmq_hook_config:defaults()] ++ ?UPCOMING_KEYS).
+    lists:usort([Key || {Key, _} <- emqx_rabbitmq_hook_config:defaults()]).
 
 %%--------------------------------------------------------------------
 %% EMQX 4: the conf file as EMQX reads it, the schema through cuttlefish
@@ -147,6 +140,11 @@ conf_examples() ->
      {[{"rabbitmq_hook.spool.sync", "always"}], spool_sync, always},
      {[{"rabbitmq_hook.spool.sync_interval", "200ms"}], spool_sync_interval_ms, 200},
      {[{"rabbitmq_hook.presence.enable", "on"}], presence, true},
+     {[{"rabbitmq_hook.presence.buffer_events", "5000"}], presence_buffer_events, 5000},
+     {[{"rabbitmq_hook.presence.batch", "64"}], presence_batch, 64},
+     {[{"rabbitmq_hook.presence.node_ttl", "1m"}], presence_node_ttl_ms, 60000},
+     {[{"rabbitmq_hook.presence.tombstone_ttl", "1h"}], presence_tombstone_ttl_ms, 3600000},
+     {[{"rabbitmq_hook.presence.timeout", "2s"}], presence_timeout_ms, 2000},
      {[{"rabbitmq_hook.redis.server", "redis:6380"}], redis_server, "redis:6380"},
      {[{"rabbitmq_hook.redis.username", "emqx"}], redis_username, "emqx"},
      {[{"rabbitmq_hook.redis.password", "s3cret"}], redis_password, "s3cret"},

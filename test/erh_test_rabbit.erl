@@ -4,7 +4,7 @@
 -module(erh_test_rabbit).
 
 -export([start/0, stop/1, restart/1, pause/1, resume/1, freeze/1, thaw/1, port/1, free_port/0]).
--export([start_tls/0, tls_port/1, tls_file/2, ctl/2]).
+-export([start_tls/0, tls_port/1, tls_file/2, ctl/2, support_script/2, tmp_dir/0]).
 -export([fetch/3, fetch_json/3, queue_length/2]).
 -export([plugin_env/2, start_plugin/1, stop_plugin/0, wait_for/3]).
 
@@ -91,7 +91,11 @@ boot(Rabbit = #{dir := Dir, port := Port, dist := Dist, epmd := Epmd}) ->
     end.
 
 script(Args) ->
-    Port = open_port({spawn_executable, filename:join(support_dir(), "rabbitmq.sh")},
+    support_script("rabbitmq.sh", Args).
+
+%% Run test/support/Name with Args: {ExitStatus, Output}.
+support_script(Name, Args) ->
+    Port = open_port({spawn_executable, filename:join(support_dir(), Name)},
                      [{args, Args}, exit_status, stderr_to_stdout, binary]),
     collect(Port, <<>>).
 
@@ -99,7 +103,7 @@ collect(Port, Acc) ->
     receive
         {Port, {data, Data}} -> collect(Port, <<Acc/binary, Data/binary>>);
         {Port, {exit_status, Status}} -> {Status, Acc}
-    after 180000 -> error({rabbitmq_script_timeout, Acc})
+    after 180000 -> error({support_script_timeout, Acc})
     end.
 
 support_dir() ->

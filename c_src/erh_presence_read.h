@@ -1,0 +1,36 @@
+/* Presence lookups for emqx_rabbitmq_hook:presence/1: the read script (priv/presence_read.lua) on
+ * a Redis connection of their own. Lookups come from dirty I/O schedulers, several at a time, and a
+ * hiredis context must not be shared between threads: a mutex lets one lookup at a time use the
+ * connection. The presence thread keeps its own connection, so lookups never wait behind updates. */
+#ifndef ERH_PRESENCE_READ_H
+#define ERH_PRESENCE_READ_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "erh_config.h"
+#include "erh_presence_cmd.h"
+#include "erh_redis.h"
+
+typedef struct erh_presence_reader {
+    pthread_mutex_t lock;
+    bool lock_ready;
+    const erh_config *config;
+    erh_redis redis;
+    erh_redis_script script;
+    erh_cmd cmd;
+} erh_presence_reader;
+
+erh_status erh_presence_reader_init(erh_presence_reader *reader, const erh_config *config);
+/* Safe on a zeroed or half-built reader. */
+void erh_presence_reader_destroy(erh_presence_reader *reader);
+
+/* Called for each field, value pair the read script returns. */
+typedef void (*erh_presence_pair_fn)(void *ctx, erh_bytes field, erh_bytes value);
+
+/* Run the read script for clientid and hand each pair to fn. Connects (or reconnects once, after a
+ * broken connection) as needed; on failure errstr (cap bytes) says why. */
+erh_status erh_presence_reader_get(erh_presence_reader *reader, erh_bytes clientid, erh_presence_pair_fn fn,
+                                   void *ctx, char *errstr, size_t cap);
+
+#endif
