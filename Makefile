@@ -2,6 +2,7 @@
 #   make          build everything
 #   make test     C unit tests under valgrind, then the Erlang tests against a real RabbitMQ
 #   make run      start a local RabbitMQ and drive a realistic workload through the plugin
+#   make bench    benchmarks against a local RabbitMQ (not part of test); results in bench/results/
 #   make deps     install the Debian packages the project needs (test and run do it first)
 
 REBAR ?= rebar3
@@ -31,9 +32,19 @@ run: deps
 deps:
 	scripts/install-deps.sh
 
+# Packages only the benchmark needs (its chart).
+BENCH_PACKAGES := gnuplot-nox
+
+bench:
+	scripts/install-deps.sh $(BENCH_PACKAGES)
+	$(MAKE) nif
+	ERL_LIBS=$(RABBIT_PLUGINS) $(REBAR) as test compile
+	$(MAKE) -C bench run RABBIT_PLUGINS=$(RABBIT_PLUGINS)
+
 clean:
 	$(MAKE) -C c_src clean
 	$(MAKE) -C test/c clean
+	$(MAKE) -C bench clean
 	rm -rf _build
 
-.PHONY: all nif test test-c test-erl run deps clean
+.PHONY: all nif test test-c test-erl run deps bench clean
