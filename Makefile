@@ -29,9 +29,6 @@ run: deps
 	ERL_LIBS=$(RABBIT_PLUGINS) $(REBAR) as test compile
 	ERL_LIBS=$(RABBIT_PLUGINS) escript scripts/demo.escript
 
-deps:
-	scripts/install-deps.sh
-
 # Packages only the benchmark needs (its chart).
 BENCH_PACKAGES := gnuplot-nox
 
@@ -41,10 +38,15 @@ bench:
 	ERL_LIBS=$(RABBIT_PLUGINS) $(REBAR) as test compile
 	$(MAKE) -C bench run RABBIT_PLUGINS=$(RABBIT_PLUGINS)
 
+.PHONY: bench
+
+deps:
+	scripts/install-deps.sh
+
 clean:
 	$(MAKE) -C c_src clean
-	$(MAKE) -C test/c clean
 	$(MAKE) -C bench clean
+	$(MAKE) -C test/c clean
 	rm -rf _build
 
-.PHONY: all nif test test-c test-erl run deps bench clean
+.PHONY: all nif test test-c test-erl run deps clean

@@ -38,8 +38,11 @@ run(Ctx) ->
 
 measure(Ctx = #{rabbit := Rabbit}, Broker, Kind, Calls) ->
     Queue = <<"bench.hook">>,
+    %% Memory only: the buffer holds the whole run, and with a disk spool the stop would write
+    %% what is left of it to disk.
     ok = erh_bench:start_plugin(Ctx, Broker, [{exchange, "bench.hook"}, {queues, [{Queue, ["#"]}]},
-                                              {buffer_events, Calls}, {drain_timeout_ms, 0}]),
+                                              {buffer_events, Calls}, {drain_timeout_ms, 0},
+                                              {spool_max_bytes, 0}]),
     Run = timed_run(Kind, Calls),
     #{received := Received, dropped := Dropped} = emqx_rabbitmq_hook:stats(),
     erh_bench:stop_plugin(),

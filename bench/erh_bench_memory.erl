@@ -1,5 +1,6 @@
 %% Memory: RabbitMQ down and events arriving at full rate for a minute. The buffer fills to
-%% buffer_events and every further event is counted as dropped, so the node's resident memory must
+%% buffer_events and every further event goes to the disk spool or, once that is full too (or when
+%% the plugin has none), is counted as dropped, so the node's resident memory must
 %% stay within buffer_events times the size of one buffered event (measured by bench/event_size.c
 %% from the NIF's own code) plus a fixed overhead. Run in a fresh peer node, so memory that other
 %% sections made the allocator keep does not hide what this one needs.
@@ -34,11 +35,11 @@ run(Ctx) ->
     Peak = lists:max([Rss || {_, Rss} <- Samples]),
     Limit = Alone + Bound + ?OVERHEAD_MIB * ?MIB,
     #{tables => [#{title => "Memory while RabbitMQ is down (events at full rate)",
-                   columns => ["seconds", "events offered", "buffered", "dropped", "node alone MiB",
+                   columns => ["seconds", "events offered", "buffered", "spooled", "dropped", "node alone MiB",
                                "peak RSS MiB", "growth MiB", "bound MiB",
                                "growth ≤ bound + " ++ integer_to_list(?OVERHEAD_MIB) ++ " MiB"],
                    rows => [[Seconds, maps:get(received, Stats), maps:get(queue_depth, Stats),
-                             maps:get(dropped, Stats), mib(Alone), mib(Peak), mib(Peak - Alone), mib(Bound),
+                             maps:get(spooled, Stats, 0), maps:get(dropped, Stats), mib(Alone), mib(Peak), mib(Peak - Alone), mib(Bound),
                              yes_no(Peak =< Limit)]],
                    notes => [io_lib:format("Bound: buffer_events (~b, the default) × ~s bytes per buffered "
                                            "~b-byte publish event (the NIF's record as malloc hands it out). "

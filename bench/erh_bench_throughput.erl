@@ -27,6 +27,7 @@
 
 run(Ctx) ->
     Runs = [{Payload, compare(Ctx, Payload)} || Payload <- ?PAYLOADS],
+    Json = [json_cost(Ctx, Payload) || Payload <- ?PAYLOADS],
     #{tables => [#{title => "End-to-end throughput (persistent messages, durable queue, one RabbitMQ node)",
                    columns => ["payload", "publisher", "events", "seconds", "events/s", "publisher CPU µs/event",
                                "RabbitMQ CPU µs/event", "in queue"],
@@ -39,8 +40,9 @@ run(Ctx) ->
                                "settings (1 publisher, window 1024), ~b processes calling the hook. Naive: ~b "
                                "processes, a pool of 10 amqp_client connections, a channel per event and no "
                                "confirms, counted when the queue holds every event. Publisher CPU: the BEAM "
-                               "node (ours, naive) or raw_publish (limit).",
-                               [?WINDOW, ?CALLERS, ?NAIVE_CALLERS])]},
+                               "node (ours, naive) or raw_publish (limit); of ours, JSON encoding (jansson) "
+                               "alone takes ~ts µs per event (bench/json_cost.c).",
+                               [?WINDOW, ?CALLERS, ?NAIVE_CALLERS, lists:join(" and ", Json)])]},
                  #{title => "Ratios (same run)",
                    columns => ["payload", "ours / limit", "target", "ours / limit with our properties",
                                "ours / naive", "target", "naive / ours, publisher CPU per event"],
@@ -63,6 +65,11 @@ path(Ctx, limit_props, _Payload, Body, N) -> limit(Ctx, "plugin", Body, N).
 
 best(Runs) ->
     lists:last(lists:sort(fun(#{rate := A}, #{rate := B}) -> A =< B end, Runs)).
+
+%% What encoding one event costs a publisher thread, in µs, with its payload size.
+json_cost(Ctx, Payload) ->
+    #{"ns" := Ns} = erh_bench:helper(Ctx, ["json_cost", integer_to_list(Payload), "200000"]),
+    io_lib:format("~.1f (~ts)", [list_to_integer(Ns) / 1000, payload(Payload)]).
 
 %% The plugin with its default publisher settings; the buffer holds every event of the run.
 ours(Ctx = #{rabbit := Rabbit}, Payload, N) ->

@@ -4,8 +4,10 @@
 -module(erh_test_rabbit).
 
 -export([start/0, stop/1, restart/1, port/1, free_port/0]).
--export([fetch/3, fetch_json/3, queue_length/2, with_channel/2]).
+-export([fetch/3, fetch_json/3, queue_length/2]).
 -export([plugin_env/2, start_plugin/1, stop_plugin/0, wait_for/3]).
+%% An amqp_client channel to the node for Fun, closed afterwards (the benchmark deletes its queues).
+-export([with_channel/2]).
 
 -include_lib("amqp_client/include/amqp_client.hrl").
 
