@@ -18,8 +18,7 @@
 
 -include_lib("amqp_client/include/amqp_client.hrl").
 
--type ctx() :: #{rabbit := map(), dead_port := inet:port_number(), bin_dir := string(), scale := float(),
-                 spool_root := string()}.
+-type ctx() :: #{rabbit := map(), dead_port := inet:port_number(), bin_dir := string(), scale := float()}.
 -type table() :: #{title := string(), columns := [string()], rows := [[iodata() | number()]],
                    notes => [iodata()]}.
 -type section() :: #{tables := [table()], data => #{atom() => [[number() | iodata()]]}}.
@@ -40,9 +39,8 @@ main([BenchDir, BinDir]) ->
     erlang:system_flag(scheduler_wall_time, true),
     io:format("starting a local RabbitMQ...~n"),
     Rabbit = erh_test_rabbit:start(),
-    SpoolRoot = filename:join(filename:dirname(BinDir), "spool"),
     Ctx = #{rabbit => Rabbit, dead_port => erh_test_rabbit:free_port(), bin_dir => BinDir,
-            scale => scale(), spool_root => SpoolRoot},
+            scale => scale()},
     Status = try
                  Results = [run_section(Section, Ctx) || Section <- sections()],
                  erh_bench_report:write(BenchDir, Results),
@@ -52,8 +50,7 @@ main([BenchDir, BinDir]) ->
                      io:format("bench failed: ~p:~p~n~p~n", [Class, Reason, Stack]),
                      1
              after
-                 erh_test_rabbit:stop(Rabbit),
-                 os:cmd("rm -rf '" ++ SpoolRoot ++ "'")
+                 erh_test_rabbit:stop(Rabbit)
              end,
     halt(Status).
 
@@ -84,15 +81,13 @@ scaled(#{scale := Scale}, N) ->
 
 %% Start the plugin with Overrides; up: against the bench's RabbitMQ, waiting until connected;
 %% down: against a loopback port with no listener, which refuses connections as a stopped broker does.
-%% Each instance gets a disk spool folder of its own, so no run replays what an earlier one left.
 -spec start_plugin(ctx(), up | down, [{atom(), term()}]) -> ok.
-start_plugin(#{rabbit := Rabbit, dead_port := DeadPort, spool_root := SpoolRoot}, Broker, Overrides) ->
+start_plugin(#{rabbit := Rabbit, dead_port := DeadPort}, Broker, Overrides) ->
     Server = case Broker of
                  up -> [];
                  down -> [{servers, ["127.0.0.1:" ++ integer_to_list(DeadPort)]}]
              end,
-    Spool = [{spool_dir, filename:join(SpoolRoot, integer_to_list(erlang:unique_integer([positive])))}],
-    {ok, _} = erh_test_rabbit:start_plugin(erh_test_rabbit:plugin_env(Rabbit, Overrides ++ Server ++ Spool)),
+    {ok, _} = erh_test_rabbit:start_plugin(erh_test_rabbit:plugin_env(Rabbit, Overrides ++ Server)),
     case Broker of
         up -> wait_until(fun() -> lists:usort([S || #{state := S} <- connections()]) =:= [connected] end, 30000);
         down -> ok
