@@ -30,7 +30,7 @@ sections() ->
     [erh_bench_hook, erh_bench_throughput, erh_bench_memory].
 
 %% main([BenchDir, BinDir]): results go to BenchDir/results; BinDir holds the C helpers
-%% (raw_publish, event_size).
+%% (raw_publish, event_size, json_cost).
 main([BenchDir, BinDir]) ->
     %% The plugin logs every connection failure and every undelivered stop: the bench reads the
     %% counters instead.
