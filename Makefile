@@ -4,6 +4,7 @@
 #                 the Erlang tests against a real RabbitMQ
 #   make fuzz     run each libFuzzer harness for FUZZ_SECONDS (default 60; test/fuzz)
 #   make run      start a local RabbitMQ and drive a realistic workload through the plugin
+#   make bench    benchmarks against a local RabbitMQ (not part of test); results in bench/results/
 #   make deps     install the Debian packages the project needs (test and run do it first)
 #   make package-emqx4 / package-emqx5   plugin packages for EMQX 4.3/4.4 and EMQX 5 (_build/packages)
 
@@ -40,6 +41,17 @@ run: deps
 	ERL_LIBS=$(RABBIT_PLUGINS) $(REBAR) as test compile
 	ERL_LIBS=$(RABBIT_PLUGINS) escript scripts/demo.escript
 
+# Packages only the benchmark needs (its chart).
+BENCH_PACKAGES := gnuplot-nox
+
+bench:
+	scripts/install-deps.sh $(BENCH_PACKAGES)
+	$(MAKE) nif
+	ERL_LIBS=$(RABBIT_PLUGINS) $(REBAR) as test compile
+	$(MAKE) -C bench run RABBIT_PLUGINS=$(RABBIT_PLUGINS)
+
+.PHONY: bench
+
 deps:
 	scripts/install-deps.sh
 
@@ -48,6 +60,7 @@ package-emqx4 package-emqx5: all
 
 clean:
 	$(MAKE) -C c_src clean
+	$(MAKE) -C bench clean
 	$(MAKE) -C test/c clean
 	$(MAKE) -C test/fuzz clean
 	rm -rf _build

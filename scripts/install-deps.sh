@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install every Debian package the project needs to build, test and run its demo.
+# Install every Debian package the project needs to build, test and run its demo, and any packages
+# named as arguments (make bench passes the ones only the benchmark needs).
 # Idempotent: prints nothing and changes nothing when everything is there.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ packages=(
     check valgrind
     clang libclang-rt-14-dev openssl
 )
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do

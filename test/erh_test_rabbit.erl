@@ -7,6 +7,8 @@
 -export([start_tls/0, tls_port/1, tls_file/2, ctl/2, support_script/2, tmp_dir/0]).
 -export([fetch/3, fetch_json/3, queue_length/2]).
 -export([plugin_env/2, start_plugin/1, stop_plugin/0, wait_for/3]).
+%% An amqp_client channel to the node for Fun, closed afterwards (the benchmark deletes its queues).
+-export([with_channel/2]).
 
 -include_lib("amqp_client/include/amqp_client.hrl").
 
