@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 
 #include "erh_backoff.h"
@@ -30,16 +30,13 @@ START_TEST(tiny_delays_stay_in_range)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-    Suite *suite = suite_create("backoff");
-    TCase *tc = tcase_create("backoff");
     tcase_add_test(tc, delays_double_up_to_the_max_with_jitter);
     tcase_add_test(tc, tiny_delays_stay_in_range);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return check_run("backoff", add_tests);
 }

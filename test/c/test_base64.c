@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,17 +53,14 @@ START_TEST(refuses_a_length_whose_encoding_overflows)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-    Suite *suite = suite_create("base64");
-    TCase *tc = tcase_create("base64");
     tcase_add_loop_test(tc, encodes_rfc4648_vectors, 0, sizeof vectors / sizeof vectors[0]);
     tcase_add_test(tc, appends_after_existing_content);
     tcase_add_test(tc, refuses_a_length_whose_encoding_overflows);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return check_run("base64", add_tests);
 }

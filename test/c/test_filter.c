@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,20 +159,17 @@ START_TEST(set_refuses_an_invalid_filter_and_names_it)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-    Suite *suite = suite_create("filter");
-    TCase *tc = tcase_create("filter");
     tcase_add_loop_test(tc, matches_per_mqtt_311, 0, sizeof matches / sizeof matches[0]);
     tcase_add_loop_test(tc, validates_filters, 0, sizeof validity / sizeof validity[0]);
     tcase_add_test(tc, matches_counted_bytes_only);
     tcase_add_test(tc, set_matches_any_of_its_filters);
     tcase_add_test(tc, empty_set_matches_nothing);
     tcase_add_test(tc, set_refuses_an_invalid_filter_and_names_it);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return check_run("filter", add_tests);
 }

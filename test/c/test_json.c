@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -414,10 +414,8 @@ START_TEST(survives_each_jansson_allocation_failing)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-    Suite *suite = suite_create("json");
-    TCase *tc = tcase_create("json");
     tcase_set_timeout(tc, 60); /* the 1 MB payload under valgrind */
     tcase_add_test(tc, connected_has_every_field_in_order);
     tcase_add_test(tc, disconnected_has_every_field_in_order);
@@ -434,10 +432,9 @@ int main(void)
     tcase_add_test(tc, output_is_replaced_not_appended);
     tcase_add_test(tc, unknown_event_type_is_refused);
     tcase_add_test(tc, survives_each_jansson_allocation_failing);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return check_run("json", add_tests);
 }

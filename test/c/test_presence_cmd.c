@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,20 +136,17 @@ START_TEST(too_many_arguments_is_an_error)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-    Suite *suite = suite_create("presence_cmd");
-    TCase *tc = tcase_create("presence_cmd");
     tcase_add_test(tc, connected_event_command);
     tcase_add_test(tc, disconnected_event_with_odd_bytes);
     tcase_add_test(tc, long_client_id);
     tcase_add_test(tc, tick_and_read_commands);
     tcase_add_test(tc, boot_ids_are_sixteen_hex_digits);
     tcase_add_test(tc, too_many_arguments_is_an_error);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return check_run("presence_cmd", add_tests);
 }

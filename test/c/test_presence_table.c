@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -251,10 +251,8 @@ START_TEST(copies_carry_every_field)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-    Suite *suite = suite_create("presence_table");
-    TCase *tc = tcase_create("presence_table");
     tcase_add_test(tc, buckets_round_up_to_a_power_of_two);
     tcase_add_test(tc, disconnect_ends_only_its_own_connection_until_forgotten);
     tcase_add_test(tc, a_newer_connect_replaces_an_ended_one);
@@ -262,10 +260,9 @@ int main(void)
     tcase_add_test(tc, client_ids_are_bytes);
     tcase_add_test(tc, copy_visits_every_connection_once);
     tcase_add_test(tc, copies_carry_every_field);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return check_run("presence_table", add_tests);
 }

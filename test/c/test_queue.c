@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <poll.h>
 #include <stdlib.h>
 
@@ -83,18 +83,15 @@ START_TEST(destroy_is_safe_on_a_zeroed_queue)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-    Suite *suite = suite_create("queue");
-    TCase *tc = tcase_create("queue");
     tcase_add_test(tc, events_leave_in_order_and_the_bound_holds);
     tcase_add_test(tc, a_sleeping_consumer_is_woken_once_and_a_busy_one_not_at_all);
     tcase_add_test(tc, reaching_the_high_water_mark_wakes_even_a_busy_consumer);
     tcase_add_test(tc, destroy_is_safe_on_a_zeroed_queue);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return check_run("queue", add_tests);
 }

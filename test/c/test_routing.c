@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -136,10 +136,8 @@ START_TEST(validates_templates)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-    Suite *suite = suite_create("routing");
-    TCase *tc = tcase_create("routing");
     tcase_add_loop_test(tc, renders_placeholders, 0, sizeof renders / sizeof renders[0]);
     tcase_add_test(tc, absent_values_render_empty);
     tcase_add_test(tc, clientid_slashes_are_kept);
@@ -147,10 +145,9 @@ int main(void)
     tcase_add_test(tc, long_key_is_cut_on_a_character_boundary);
     tcase_add_test(tc, pieces_after_the_cut_are_dropped);
     tcase_add_loop_test(tc, validates_templates, 0, sizeof templates / sizeof templates[0]);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return check_run("routing", add_tests);
 }

@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,15 +25,12 @@ START_TEST(scripts_match_priv)
 }
 END_TEST
 
+static void add_tests(TCase *tc)
+{
+    tcase_add_test(tc, scripts_match_priv);
+}
+
 int main(void)
 {
-    Suite *suite = suite_create("scripts");
-    TCase *tc = tcase_create("scripts");
-    tcase_add_test(tc, scripts_match_priv);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run("scripts", add_tests);
 }

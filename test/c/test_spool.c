@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,10 +301,8 @@ START_TEST(an_unwritable_folder_is_an_error_with_its_reason)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-    Suite *suite = suite_create("spool");
-    TCase *tc = tcase_create("spool");
     tcase_add_test(tc, event_pack_round_trip_keeps_every_field_and_absence);
     tcase_add_test(tc, events_come_back_in_order_and_released_segments_are_deleted);
     tcase_add_test(tc, reopen_starts_at_head_and_keeps_unconfirmed_records);
@@ -314,10 +312,9 @@ int main(void)
     tcase_add_test(tc, taken_records_are_not_read_again_but_stay_until_released);
     tcase_add_test(tc, a_locked_folder_is_refused);
     tcase_add_test(tc, an_unwritable_folder_is_an_error_with_its_reason);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return check_run("spool", add_tests);
 }

@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,16 +21,13 @@ START_TEST(unknown_statuses_still_get_a_message)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-    Suite *suite = suite_create("status");
-    TCase *tc = tcase_create("status");
     tcase_add_test(tc, every_status_has_a_message);
     tcase_add_test(tc, unknown_statuses_still_get_a_message);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return check_run("status", add_tests);
 }

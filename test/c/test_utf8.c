@@ -1,4 +1,4 @@
-#include <check.h>
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,17 +101,14 @@ START_TEST(sanitize_appends_to_existing_content)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-    Suite *suite = suite_create("utf8");
-    TCase *tc = tcase_create("utf8");
     tcase_add_loop_test(tc, validates_per_rfc3629, 0, sizeof validity / sizeof validity[0]);
     tcase_add_loop_test(tc, sanitize_replaces_each_maximal_subpart, 0, sizeof sanitized / sizeof sanitized[0]);
     tcase_add_test(tc, sanitize_appends_to_existing_content);
-    suite_add_tcase(suite, tc);
-    SRunner *runner = srunner_create(suite);
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+    return check_run("utf8", add_tests);
 }
