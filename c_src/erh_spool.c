@@ -101,11 +101,12 @@ static uint64_t segment_id(const char *name)
 
 /* ---- plain I/O that finishes what it starts ---- */
 
-static bool pread_all(int fd, void *buf, size_t len, uint64_t offset)
+/* pread or pwrite all of len bytes, going on after short transfers and EINTR. */
+static bool transfer_all(int fd, void *buf, size_t len, uint64_t offset, bool write)
 {
     char *at = buf;
     while (len > 0) {
-        ssize_t n = pread(fd, at, len, (off_t)offset);
+        ssize_t n = write ? pwrite(fd, at, len, (off_t)offset) : pread(fd, at, len, (off_t)offset);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -117,20 +118,14 @@ static bool pread_all(int fd, void *buf, size_t len, uint64_t offset)
     return true;
 }
 
+static bool pread_all(int fd, void *buf, size_t len, uint64_t offset)
+{
+    return transfer_all(fd, buf, len, offset, false);
+}
+
 static bool pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
 {
-    const char *at = buf;
-    while (len > 0) {
-        ssize_t n = pwrite(fd, at, len, (off_t)offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        at += n;
-        len -= (size_t)n;
-        offset += (uint64_t)n;
-    }
-    return true;
+    return transfer_all(fd, (void *)buf, len, offset, true);
 }
 
 /* ---- lock ---- */

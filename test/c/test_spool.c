@@ -84,6 +84,20 @@ static void segment_file(char path[256])
     snprintf(path, 256, "%s/%020d.seg", dir, 1);
 }
 
+/* A new spool folder with three records, closed: the path of its one segment, and its size. */
+static off_t closed_spool_of_three(char path[256])
+{
+    make_dir();
+    erh_spool spool;
+    open_spool(&spool, &options);
+    append_many(&spool, 1, 3);
+    ck_assert_int_eq(erh_spool_close(&spool, NULL), ERH_OK);
+    segment_file(path);
+    struct stat info;
+    ck_assert_int_eq(stat(path, &info), 0);
+    return info.st_size;
+}
+
 START_TEST(event_pack_round_trip_keeps_every_field_and_absence)
 {
     erh_event event = event_numbered(7, BYTES("\x00\xff payload"));
@@ -168,16 +182,10 @@ END_TEST
 
 START_TEST(a_torn_tail_is_cut_and_counted)
 {
-    make_dir();
-    erh_spool spool;
-    open_spool(&spool, &options);
-    append_many(&spool, 1, 3);
-    ck_assert_int_eq(erh_spool_close(&spool, NULL), ERH_OK);
     char path[256];
-    segment_file(path);
-    struct stat info;
-    ck_assert_int_eq(stat(path, &info), 0);
-    ck_assert_int_eq(truncate(path, info.st_size - 5), 0);
+    off_t size = closed_spool_of_three(path);
+    ck_assert_int_eq(truncate(path, size - 5), 0);
+    erh_spool spool;
 
     open_spool(&spool, &options);
     ck_assert_uint_eq(spool.cut, 1);
@@ -194,18 +202,12 @@ END_TEST
 
 START_TEST(a_corrupt_record_cuts_the_rest_of_its_segment)
 {
-    make_dir();
-    erh_spool spool;
-    open_spool(&spool, &options);
-    append_many(&spool, 1, 3);
-    ck_assert_int_eq(erh_spool_close(&spool, NULL), ERH_OK);
     char path[256];
-    segment_file(path);
-    struct stat info;
-    ck_assert_int_eq(stat(path, &info), 0);
+    off_t size = closed_spool_of_three(path);
+    erh_spool spool;
     int fd = open(path, O_RDWR);
     ck_assert_int_ge(fd, 0);
-    off_t middle = 8 + (info.st_size - 8) / 3 + 20; /* inside the second record */
+    off_t middle = 8 + (size - 8) / 3 + 20; /* inside the second record */
     char byte;
     ck_assert_int_eq(pread(fd, &byte, 1, middle), 1);
     byte ^= 0x40;
