@@ -134,6 +134,18 @@ static void open_spool(erh_publisher *p)
     publish_gauges(p);
 }
 
+/* An append that did not go through: a full spool waits for confirms to free room, any other
+ * failure is reported. */
+static bool spool_refused(erh_publisher *p, erh_status st)
+{
+    if (st == ERH_OK)
+        return false;
+    p->spool_full = st == ERH_ERR_FULL;
+    if (!p->spool_full)
+        spool_failed(p);
+    return true;
+}
+
 /* Write the events of list that have no copy in the spool as already taken: they stay where they
  * are, and a confirm releases their copy. */
 static bool spool_taken(erh_publisher *p, erh_event *list)
@@ -142,13 +154,8 @@ static bool spool_taken(erh_publisher *p, erh_event *list)
         if (event->in_spool)
             continue;
         erh_spool_pos pos;
-        erh_status st = erh_spool_append(&p->spool, event, true, &pos);
-        if (st != ERH_OK) {
-            p->spool_full = st == ERH_ERR_FULL;
-            if (!p->spool_full)
-                spool_failed(p);
+        if (spool_refused(p, erh_spool_append(&p->spool, event, true, &pos)))
             return false;
-        }
         event->in_spool = true;
         event->spool_segment = pos.segment;
         event->spool_offset = pos.offset;
@@ -165,13 +172,8 @@ static void spill(erh_publisher *p)
         return;
     for (erh_event *event; (event = erh_queue_peek(&p->queue));) {
         erh_spool_pos pos;
-        erh_status st = erh_spool_append(&p->spool, event, false, &pos);
-        if (st != ERH_OK) {
-            p->spool_full = st == ERH_ERR_FULL;
-            if (!p->spool_full)
-                spool_failed(p);
+        if (spool_refused(p, erh_spool_append(&p->spool, event, false, &pos)))
             return;
-        }
         size_t taken;
         erh_event_free(erh_queue_pop(&p->queue, 1, &taken));
         erh_stats_add(p->shared->stats, ERH_C_SPOOLED, 1);
