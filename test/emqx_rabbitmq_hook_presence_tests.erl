@@ -47,12 +47,13 @@ run(Test, Redis) ->
 %%--------------------------------------------------------------------
 
 start(#{redis := Redis, prefix := Prefix}, Overrides) ->
-    %% RabbitMQ is not needed here: the publishers point at a closed port and keep retrying.
+    %% RabbitMQ is not needed here: the publishers point at a closed port and keep retrying, with
+    %% no spool to write.
     Env = maps:to_list(maps:merge(
                          #{presence => true, redis_server => erh_test_redis:server(Redis),
                            redis_key_prefix => Prefix, node => ?NODE, events => [message_publish],
                            servers => ["127.0.0.1:" ++ integer_to_list(erh_test_rabbit:free_port())],
-                           reconnect_min_ms => 50, reconnect_max_ms => 300},
+                           reconnect_min_ms => 50, reconnect_max_ms => 300, spool_max_bytes => 0},
                          maps:from_list(Overrides))),
     {ok, _} = erh_test_rabbit:start_plugin(Env),
     ok.
