@@ -42,8 +42,8 @@ main([BenchDir, BinDir]) ->
     Ctx = #{rabbit => Rabbit, dead_port => erh_test_rabbit:free_port(), bin_dir => BinDir,
             scale => scale()},
     Status = try
-                 Results = [run_section(Section, Ctx) || Section <- sections()],
-                 erh_bench_report:write(BenchDir, Results),
+                 Results = [run_section(Section, Ctx) || Section <- chosen(sections())],
+                 write(BenchDir, Results),
                  0
              catch
                  Class:Reason:Stack ->
@@ -59,6 +59,20 @@ run_section(Module, Ctx) ->
     Section = Module:run(Ctx),
     [erh_bench_report:print(Table) || Table <- maps:get(tables, Section)],
     Section.
+
+%% ERH_BENCH_ONLY=erh_bench_throughput,erh_bench_presence runs only those sections, to try changes
+%% quickly: their tables are printed, and bench/results keeps the last full run.
+chosen(Sections) ->
+    case os:getenv("ERH_BENCH_ONLY") of
+        false -> Sections;
+        Text -> [S || S <- Sections, lists:member(atom_to_list(S), string:lexemes(Text, ", "))]
+    end.
+
+write(BenchDir, Results) ->
+    case os:getenv("ERH_BENCH_ONLY") of
+        false -> erh_bench_report:write(BenchDir, Results);
+        _ -> ok
+    end.
 
 %% ERH_BENCH_SCALE=0.1 runs every section on a tenth of its counts and time, to try changes quickly;
 %% the figures in bench/results always come from the full run.
