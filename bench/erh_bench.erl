@@ -1,4 +1,4 @@
-%% make bench: one RabbitMQ (test/support/rabbitmq.sh), the plugin in this node, and the sections
+%% make bench: one RabbitMQ (test/support/rabbitmq.sh; the presence section adds a Redis), the plugin in this node, and the sections
 %% below run one after the other in the same run, so their ratios hold on a shared, noisy machine.
 %% Each section is a module with run/1 returning tables (printed, then written as Markdown) and
 %% data sets for the chart (erh_bench_report). A new measurement is one more module in sections/0.
@@ -27,10 +27,10 @@
 
 %% The hook cost comes first: its first run measures memory the node never touched before.
 sections() ->
-    [erh_bench_hook, erh_bench_throughput, erh_bench_memory].
+    [erh_bench_hook, erh_bench_throughput, erh_bench_presence, erh_bench_memory].
 
 %% main([BenchDir, BinDir]): results go to BenchDir/results; BinDir holds the C helpers
-%% (raw_publish, event_size, json_cost).
+%% (raw_publish, raw_presence, event_size, json_cost).
 main([BenchDir, BinDir]) ->
     %% The plugin logs every connection failure and every undelivered stop: the bench reads the
     %% counters instead.
