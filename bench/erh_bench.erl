@@ -11,7 +11,7 @@
 -export([main/1]).
 -export([start_plugin/3, stop_plugin/0, delete_queue/2, scaled/2]).
 -export([client_info/1, conn_info/1, message/3]).
--export([in_parallel/2, sched_sample/0, sched_util/2, rss_bytes/0, cpu_seconds/1, rabbit_os_pid/1]).
+-export([in_parallel/2, sched_sample/0, sched_util/2, rss_bytes/0, cpu_seconds/1, rabbit_os_pid/1, timed/2]).
 -export([wait_until/2, helper/2, rate/2]).
 
 -export_type([ctx/0, section/0, table/0]).
@@ -177,6 +177,16 @@ cpu_seconds(OsPid) ->
 
 clock_ticks() ->
     list_to_integer(string:trim(os:cmd("getconf CLK_TCK"))).
+
+%% Run Fun: its wall time, and the CPU time this node and the server (the OS process ServerPid, e.g.
+%% RabbitMQ) spent meanwhile.
+timed(ServerPid, Fun) ->
+    Node = os:getpid(),
+    {Node0, Server0} = {cpu_seconds(Node), cpu_seconds(ServerPid)},
+    T0 = erlang:monotonic_time(microsecond),
+    Fun(),
+    Seconds = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
+    #{seconds => Seconds, cpu => cpu_seconds(Node) - Node0, server_cpu => cpu_seconds(ServerPid) - Server0}.
 
 %% The RabbitMQ node's OS process, from the pid file test/support/rabbitmq.sh gives it.
 rabbit_os_pid(#{dir := Dir}) ->

@@ -63,10 +63,11 @@ run_path(Ctx, Redis, ours, Prefix, Clients) ->
                                           {presence_buffer_events, updates(Clients)}]),
     erh_bench:wait_until(fun() -> maps:get(redis_state, emqx_rabbitmq_hook:stats()) =:= connected end, 30000),
     Total = updates(Clients),
-    Run = timed(Redis, fun() ->
-                               erh_bench:in_parallel(?CALLERS, fun(J) -> calls(J, Clients) end),
-                               erh_bench:wait_until(fun() -> applied() >= Total end, 600000)
-                       end),
+    Calls = fun() ->
+                    erh_bench:in_parallel(?CALLERS, fun(J) -> calls(J, Clients) end),
+                    erh_bench:wait_until(fun() -> applied() >= Total end, 600000)
+            end,
+    Run = erh_bench:timed(redis_os_pid(Redis), Calls),
     #{presence_applied := Total, presence_ignored := 0, presence_dropped := 0, presence_errors := 0} =
         emqx_rabbitmq_hook:stats(),
     erh_bench:stop_plugin(),
@@ -80,7 +81,7 @@ run_path(Ctx, Redis, limit, Prefix, Clients) ->
                                Prefix, ?NODE, integer_to_list(Clients), integer_to_list(?BATCH)]),
     true = list_to_integer(Updates) =:= updates(Clients),
     #{seconds => list_to_float(Seconds), cpu => list_to_float(Cpu),
-      redis_cpu => erh_bench:cpu_seconds(RedisPid) - Redis0}.
+      server_cpu => erh_bench:cpu_seconds(RedisPid) - Redis0}.
 
 %% Caller J connects clients J, J + CALLERS, ..., then disconnects the even ones among them. Each
 %% client has its own connected_at, so conn_ids (node, caller pid, connected_at) never repeat.
@@ -111,17 +112,6 @@ check(Redis, Prefix, Clients) ->
     <<"1">> = erh_test_redis:q(Redis, ["HGET", Prefix ++ "client:bench-1", "live"]),
     Online.
 
-%% Wall time, and the CPU time this node and Redis spent meanwhile.
-timed(Redis, Fun) ->
-    Node = os:getpid(),
-    RedisPid = redis_os_pid(Redis),
-    {Node0, Redis0} = {erh_bench:cpu_seconds(Node), erh_bench:cpu_seconds(RedisPid)},
-    T0 = erlang:monotonic_time(microsecond),
-    Fun(),
-    Seconds = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
-    #{seconds => Seconds, cpu => erh_bench:cpu_seconds(Node) - Node0,
-      redis_cpu => erh_bench:cpu_seconds(RedisPid) - Redis0}.
-
 %% The Redis server's OS process, from the pid file test/support/redis.sh gives it.
 redis_os_pid(#{dir := Dir}) ->
     {ok, Pid} = file:read_file(filename:join(Dir, "redis.pid")),
@@ -130,7 +120,7 @@ redis_os_pid(#{dir := Dir}) ->
 best(Runs) ->
     lists:last(lists:sort(fun(#{rate := A}, #{rate := B}) -> A =< B end, Runs)).
 
-row(Path, #{clients := Clients, updates := N, seconds := Seconds, rate := Rate, cpu := Cpu, redis_cpu := RedisCpu,
+row(Path, #{clients := Clients, updates := N, seconds := Seconds, rate := Rate, cpu := Cpu, server_cpu := RedisCpu,
             online := Online}) ->
     [name(Path), Clients, N, Seconds, round(Rate), 1.0e6 * Cpu / N, 1.0e6 * RedisCpu / N, Online].
 
