@@ -1,8 +1,8 @@
-# The chart of bench/results: throughput, hook cost and memory side by side. erh_bench_report
+# The chart of bench/results: throughput, hook cost, presence and memory side by side. erh_bench_report
 # writes the data files and runs: gnuplot -e "datadir='...'; out='...png'" chart.gp
-set terminal pngcairo size 1600,500 noenhanced
+set terminal pngcairo size 2100,500 noenhanced
 set output out
-set multiplot layout 1,3
+set multiplot layout 1,4
 set style fill solid 0.85 border -1
 set grid ytics
 set key top right
@@ -28,6 +28,13 @@ plot datadir.'/hook.dat' using 2:xtic(1) title 'p50', '' using 3 title 'p99', ''
 unset logscale y
 set xtics norotate
 set bmargin 7
+
+set title "Presence registry in Redis, updates/s"
+set key top left
+set yrange [0:*]
+set offsets 0, 0, graph 0.35, 0
+plot datadir.'/presence.dat' using 2:xtic(1) title 'limit: hiredis, pipelined EVALSHA', \
+     '' using 3 title 'emqx_rabbitmq_hook'
 
 set title "Resident memory while RabbitMQ is down, MiB"
 set offsets 0, 0, 0, 0

@@ -1,4 +1,4 @@
-%% make bench: one RabbitMQ (test/support/rabbitmq.sh), the plugin in this node, and the sections
+%% make bench: one RabbitMQ (test/support/rabbitmq.sh; the presence section adds a Redis), the plugin in this node, and the sections
 %% below run one after the other in the same run, so their ratios hold on a shared, noisy machine.
 %% Each section is a module with run/1 returning tables (printed, then written as Markdown) and
 %% data sets for the chart (erh_bench_report). A new measurement is one more module in sections/0.
@@ -11,7 +11,7 @@
 -export([main/1]).
 -export([start_plugin/3, stop_plugin/0, delete_queue/2, scaled/2]).
 -export([client_info/1, conn_info/1, message/3]).
--export([in_parallel/2, sched_sample/0, sched_util/2, rss_bytes/0, cpu_seconds/1, rabbit_os_pid/1]).
+-export([in_parallel/2, sched_sample/0, sched_util/2, rss_bytes/0, cpu_seconds/1, rabbit_os_pid/1, timed/2]).
 -export([wait_until/2, helper/2, rate/2]).
 
 -export_type([ctx/0, section/0, table/0]).
@@ -27,10 +27,10 @@
 
 %% The hook cost comes first: its first run measures memory the node never touched before.
 sections() ->
-    [erh_bench_hook, erh_bench_throughput, erh_bench_memory].
+    [erh_bench_hook, erh_bench_throughput, erh_bench_presence, erh_bench_memory].
 
 %% main([BenchDir, BinDir]): results go to BenchDir/results; BinDir holds the C helpers
-%% (raw_publish, event_size, json_cost).
+%% (raw_publish, raw_presence, event_size, json_cost).
 main([BenchDir, BinDir]) ->
     %% The plugin logs every connection failure and every undelivered stop: the bench reads the
     %% counters instead.
@@ -42,8 +42,8 @@ main([BenchDir, BinDir]) ->
     Ctx = #{rabbit => Rabbit, dead_port => erh_test_rabbit:free_port(), bin_dir => BinDir,
             scale => scale()},
     Status = try
-                 Results = [run_section(Section, Ctx) || Section <- sections()],
-                 erh_bench_report:write(BenchDir, Results),
+                 Results = [run_section(Section, Ctx) || Section <- chosen(sections())],
+                 write(BenchDir, Results),
                  0
              catch
                  Class:Reason:Stack ->
@@ -59,6 +59,20 @@ run_section(Module, Ctx) ->
     Section = Module:run(Ctx),
     [erh_bench_report:print(Table) || Table <- maps:get(tables, Section)],
     Section.
+
+%% ERH_BENCH_ONLY=erh_bench_throughput,erh_bench_presence runs only those sections, to try changes
+%% quickly: their tables are printed, and bench/results keeps the last full run.
+chosen(Sections) ->
+    case os:getenv("ERH_BENCH_ONLY") of
+        false -> Sections;
+        Text -> [S || S <- Sections, lists:member(atom_to_list(S), string:lexemes(Text, ", "))]
+    end.
+
+write(BenchDir, Results) ->
+    case os:getenv("ERH_BENCH_ONLY") of
+        false -> erh_bench_report:write(BenchDir, Results);
+        _ -> ok
+    end.
 
 %% ERH_BENCH_SCALE=0.1 runs every section on a tenth of its counts and time, to try changes quickly;
 %% the figures in bench/results always come from the full run.
@@ -163,6 +177,16 @@ cpu_seconds(OsPid) ->
 
 clock_ticks() ->
     list_to_integer(string:trim(os:cmd("getconf CLK_TCK"))).
+
+%% Run Fun: its wall time, and the CPU time this node and the server (the OS process ServerPid, e.g.
+%% RabbitMQ) spent meanwhile.
+timed(ServerPid, Fun) ->
+    Node = os:getpid(),
+    {Node0, Server0} = {cpu_seconds(Node), cpu_seconds(ServerPid)},
+    T0 = erlang:monotonic_time(microsecond),
+    Fun(),
+    Seconds = (erlang:monotonic_time(microsecond) - T0) / 1.0e6,
+    #{seconds => Seconds, cpu => cpu_seconds(Node) - Node0, server_cpu => cpu_seconds(ServerPid) - Server0}.
 
 %% The RabbitMQ node's OS process, from the pid file test/support/rabbitmq.sh gives it.
 rabbit_os_pid(#{dir := Dir}) ->

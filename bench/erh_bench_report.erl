@@ -20,7 +20,7 @@ write(BenchDir, Sections) ->
     Results = filename:join(BenchDir, "results"),
     ok = filelib:ensure_dir(filename:join(Results, "x")),
     Markdown = [header(), [markdown(T) || #{tables := Tables} <- Sections, T <- Tables],
-                "![throughput, hook cost and memory](results.png)\n"],
+                "![throughput, hook cost, presence and memory](results.png)\n"],
     ok = file:write_file(filename:join(Results, "results.md"), unicode:characters_to_binary(Markdown)),
     chart(BenchDir, Results, lists:foldl(fun(S, Acc) -> maps:merge(Acc, maps:get(data, S, #{})) end, #{},
                                          Sections)),

@@ -16,21 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
 
+#include "bench_util.h"
+
 #define CHANNEL 1
 #define ROUTING_KEY "message.publish"
 #define NODE "emqx@127.0.0.1"
-
-static void die(const char *doing, const char *why)
-{
-    fprintf(stderr, "raw_publish: %s: %s\n", doing, why);
-    exit(1);
-}
 
 static void check_reply(amqp_rpc_reply_t reply, const char *doing)
 {
@@ -38,22 +33,6 @@ static void check_reply(amqp_rpc_reply_t reply, const char *doing)
         die(doing, amqp_error_string2(reply.library_error));
     if (reply.reply_type != AMQP_RESPONSE_NORMAL)
         die(doing, "refused by the broker");
-}
-
-static unsigned long parse_count(const char *text, const char *what)
-{
-    char *end;
-    unsigned long value = strtoul(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || value == 0)
-        die(what, "not a positive integer");
-    return value;
-}
-
-static double now_s(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
 }
 
 static amqp_connection_state_t open_connection(const char *host, int port)
@@ -84,14 +63,6 @@ static void declare(amqp_connection_state_t conn, const char *exchange, const ch
     check_reply(amqp_get_rpc_reply(conn), "binding the queue");
     amqp_confirm_select(conn, CHANNEL);
     check_reply(amqp_get_rpc_reply(conn), "selecting publisher confirms");
-}
-
-static double cpu_s(void)
-{
-    struct rusage usage;
-    getrusage(RUSAGE_SELF, &usage);
-    return (double)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-           (double)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
 /* What the plugin sets: the same fields, of the same lengths, with a message id per message. */
