@@ -10,11 +10,7 @@
 -export([log/2]).
 
 delivery_test_() ->
-    {setup, fun erh_test_rabbit:start/0, fun erh_test_rabbit:stop/1,
-     fun(Rabbit) ->
-             [{timeout, 300, {atom_to_list(emqx_rabbitmq_hook_tests:name(Test)), fun() -> run(Test, Rabbit) end}}
-              || Test <- tests()]
-     end}.
+    erh_test_fixture:each(fun erh_test_rabbit:start/0, fun erh_test_rabbit:stop/1, 300, tests(), fun run/2).
 
 tests() ->
     [fun every_event_arrives_in_order_when_rabbitmq_restarts_mid_stream/1,

@@ -14,11 +14,7 @@
 -define(CLIENT_CN, <<"erh-client">>).
 
 hardening_test_() ->
-    {setup, fun erh_test_rabbit:start_tls/0, fun erh_test_rabbit:stop/1,
-     fun(Rabbit) ->
-             [{timeout, 120, {atom_to_list(emqx_rabbitmq_hook_tests:name(Test)), fun() -> run(Test, Rabbit) end}}
-              || Test <- tests()]
-     end}.
+    erh_test_fixture:each(fun erh_test_rabbit:start_tls/0, fun erh_test_rabbit:stop/1, 120, tests(), fun run/2).
 
 tests() ->
     [fun events_arrive_over_tls_with_the_server_verified/1,

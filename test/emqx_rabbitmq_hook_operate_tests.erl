@@ -17,10 +17,7 @@
 -define(RSS_SLACK, 24 * 1024 * 1024).
 
 operate_test_() ->
-    {setup, fun erh_test_rabbit:start/0, fun erh_test_rabbit:stop/1,
-     fun(Rabbit) ->
-             [{timeout, 300, {atom_to_list(name(Test)), fun() -> run(Test, Rabbit) end}} || Test <- tests()]
-     end}.
+    erh_test_fixture:each(fun erh_test_rabbit:start/0, fun erh_test_rabbit:stop/1, 300, tests(), fun run/2).
 
 tests() ->
     [fun status_shows_each_publisher_and_the_queue_depth/1,
@@ -29,10 +26,6 @@ tests() ->
      fun config_change_from_emqx5_is_checked_then_applied/1,
      fun emqx4_unload_load_50_times_while_events_flow_leaks_nothing/1,
      fun emqx5_stop_start_with_module_reload_50_times_leaks_nothing/1].
-
-name(Test) ->
-    {name, Name} = erlang:fun_info(Test, name),
-    Name.
 
 run(Test, Rabbit) ->
     Unique = integer_to_binary(erlang:unique_integer([positive])),

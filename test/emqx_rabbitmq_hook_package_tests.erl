@@ -13,10 +13,7 @@ root() ->
     filename:dirname(filename:dirname(proplists:get_value(source, ?MODULE:module_info(compile)))).
 
 package_test_() ->
-    {setup, fun setup/0, fun cleanup/1,
-     fun(Ctx) ->
-             [{timeout, 120, {atom_to_list(name(T)), fun() -> T(Ctx) end}} || T <- tests()]
-     end}.
+    erh_test_fixture:each(fun setup/0, fun cleanup/1, 120, tests(), fun(Test, Ctx) -> Test(Ctx) end).
 
 tests() ->
     [fun emqx4_package_is_the_app_folder_with_nif_schema_and_conf/1,
@@ -24,10 +21,6 @@ tests() ->
      fun every_module_is_in_both_packages_and_in_their_app_file/1,
      fun emqx4_package_runs_from_where_it_is_unpacked/1,
      fun emqx5_package_runs_from_where_it_is_unpacked/1].
-
-name(Test) ->
-    {name, Name} = erlang:fun_info(Test, name),
-    Name.
 
 setup() ->
     {Status, Output} = run(os:find_executable("make"), ["-C", root(), "package-emqx4", "package-emqx5"], 600000),

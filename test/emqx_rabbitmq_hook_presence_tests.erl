@@ -8,10 +8,7 @@
 -define(NODE, <<"emqx-a@10.0.0.1">>).
 
 presence_test_() ->
-    {setup, fun erh_test_redis:start/0, fun erh_test_redis:stop/1,
-     fun(Redis) ->
-             [{timeout, 120, {atom_to_list(name(Test)), fun() -> run(Test, Redis) end}} || Test <- tests()]
-     end}.
+    erh_test_fixture:each(fun erh_test_redis:start/0, fun erh_test_redis:stop/1, 120, tests(), fun run/2).
 
 tests() ->
     [fun online_then_offline_with_every_field/1,
@@ -29,10 +26,6 @@ tests() ->
      fun redis_db_and_key_prefix_place_the_keys/1,
      fun hooks_return_at_once_while_redis_is_unreachable/1,
      fun presence_off_needs_no_redis/1].
-
-name(Test) ->
-    {name, Name} = erlang:fun_info(Test, name),
-    Name.
 
 run(Test, Redis) ->
     Prefix = <<"t", (integer_to_binary(erlang:unique_integer([positive])))/binary, ":">>,

@@ -3,8 +3,8 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
-%% Reading back and test names, for the other end-to-end test modules.
--export([receive_json/2, name/1]).
+%% Reading back, for the other end-to-end test modules.
+-export([receive_json/2]).
 
 -define(NODE, <<"emqx@127.0.0.1">>).
 
@@ -15,10 +15,7 @@
 %%--------------------------------------------------------------------
 
 plugin_test_() ->
-    {setup, fun erh_test_rabbit:start/0, fun erh_test_rabbit:stop/1,
-     fun(Rabbit) ->
-             [{timeout, 60, {atom_to_list(name(Test)), fun() -> run(Test, Rabbit) end}} || Test <- tests()]
-     end}.
+    erh_test_fixture:each(fun erh_test_rabbit:start/0, fun erh_test_rabbit:stop/1, 60, tests(), fun run/2).
 
 tests() ->
     [fun connected_event_from_emqx4_has_every_field_and_property/1,
@@ -38,10 +35,6 @@ tests() ->
      fun stats_report_every_counter/1,
      fun invalid_config_refuses_to_start_naming_the_key/1,
      fun messages_survive_a_rabbitmq_restart/1].
-
-name(Test) ->
-    {name, Name} = erlang:fun_info(Test, name),
-    Name.
 
 run(Test, Rabbit) ->
     Unique = integer_to_binary(erlang:unique_integer([positive])),
