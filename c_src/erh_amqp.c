@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <amqp_tcp_socket.h>
@@ -66,6 +68,30 @@ static struct timeval ms_to_timeval(unsigned ms)
     return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 }
 
+/* Quorum queues must say so when declared; classic is the broker's default. A classic queue is
+ * lazy and of version 2 unless configured otherwise: its persistent events go to disk at once
+ * instead of piling up in the broker's memory while consumers are away. RabbitMQ refuses to
+ * declare an existing queue with other arguments, so each can be left out to match it. */
+static void queue_arguments(const erh_config *config, amqp_table_t *args)
+{
+    amqp_table_entry_t *entry = args->entries;
+    if (strcmp(config->queue_type, "classic") != 0) {
+        *entry++ = (amqp_table_entry_t){.key = amqp_cstring_bytes("x-queue-type"),
+                                        .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                                                  .value.bytes = amqp_cstring_bytes(config->queue_type)}};
+    } else {
+        if (strcmp(config->queue_mode, "default") != 0)
+            *entry++ = (amqp_table_entry_t){.key = amqp_cstring_bytes("x-queue-mode"),
+                                            .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                                                      .value.bytes = amqp_cstring_bytes(config->queue_mode)}};
+        if (config->queue_version != 0)
+            *entry++ = (amqp_table_entry_t){.key = amqp_cstring_bytes("x-queue-version"),
+                                            .value = {.kind = AMQP_FIELD_KIND_I32,
+                                                      .value.i32 = (int32_t)config->queue_version}};
+    }
+    args->num_entries = (int)(entry - args->entries);
+}
+
 static erh_status declare_topology(erh_amqp *amqp, const erh_config *config)
 {
     amqp_connection_state_t conn = amqp->conn;
@@ -76,13 +102,9 @@ static erh_status declare_topology(erh_amqp *amqp, const erh_config *config)
     if (st != ERH_OK)
         return st;
 
-    /* Quorum queues must say so when declared; classic is the broker's default. */
-    amqp_table_entry_t quorum = {.key = amqp_cstring_bytes("x-queue-type"),
-                                 .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                                           .value.bytes = amqp_cstring_bytes(config->queue_type)}};
-    amqp_table_t queue_args = strcmp(config->queue_type, "classic") == 0
-                                  ? amqp_empty_table
-                                  : (amqp_table_t){.num_entries = 1, .entries = &quorum};
+    amqp_table_entry_t args[2];
+    amqp_table_t queue_args = {.num_entries = 0, .entries = args};
+    queue_arguments(config, &queue_args);
     if (config->unroutable_queue[0]) {
         amqp_queue_declare(conn, CHANNEL, amqp_cstring_bytes(config->unroutable_queue), 0, 1, 0, 0, queue_args);
         st = check_reply(amqp, amqp_get_rpc_reply(conn), "declaring the unroutable queue");
@@ -289,6 +311,13 @@ erh_status erh_amqp_service(erh_amqp *amqp, const erh_amqp_handler *handler)
 int erh_amqp_fd(const erh_amqp *amqp)
 {
     return amqp->conn ? amqp_get_sockfd(amqp->conn) : -1;
+}
+
+void erh_amqp_hold(erh_amqp *amqp, bool hold)
+{
+    int cork = hold;
+    if (amqp->conn)
+        setsockopt(amqp_get_sockfd(amqp->conn), IPPROTO_TCP, TCP_CORK, &cork, sizeof cork);
 }
 
 void erh_amqp_close(erh_amqp *amqp, bool polite)

@@ -51,6 +51,11 @@ erh_status erh_amqp_service(erh_amqp *amqp, const erh_amqp_handler *handler);
 /* The socket to poll() for readability, or -1 when not connected. */
 int erh_amqp_fd(const erh_amqp *amqp);
 
+/* Hold (true) while publishing a run of messages, release (false) after it: rabbitmq-c writes
+ * each frame with its own send(), and held, the kernel packs them into full segments instead of
+ * one packet per message, which saves the broker and this thread most of the per-packet work. */
+void erh_amqp_hold(erh_amqp *amqp, bool hold);
+
 /* Close politely when possible and free the connection; safe when not connected. */
 void erh_amqp_close(erh_amqp *amqp, bool polite);
 

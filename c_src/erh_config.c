@@ -27,6 +27,7 @@ void erh_config_free(erh_config *config)
     }
     free(config->queues);
     free(config->queue_type);
+    free(config->queue_mode);
     erh_filter_set_free(&config->publish_topics);
     for (int i = 0; i < ERH_EV__COUNT; i++)
         free(config->routing_keys[i]);

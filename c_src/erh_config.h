@@ -33,6 +33,8 @@ typedef struct erh_config {
     erh_queue_decl *queues;
     size_t n_queues;
     char *queue_type;                      /* "classic" or "quorum" */
+    char *queue_mode;                      /* classic queues: "lazy" or "default" (argument left out) */
+    unsigned queue_version;                /* classic queues: 1 or 2; 0 leaves the argument out */
     bool event_enabled[ERH_EV__COUNT];
     erh_filter_set publish_topics;
     bool payload_base64;

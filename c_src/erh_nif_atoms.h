@@ -44,6 +44,8 @@
     ATOM(exchange_type, "exchange_type")                                                                 \
     ATOM(queues, "queues")                                                                               \
     ATOM(queue_type, "queue_type")                                                                       \
+    ATOM(queue_mode, "queue_mode")                                                                       \
+    ATOM(queue_version, "queue_version")                                                                 \
     ATOM(events, "events")                                                                               \
     ATOM(publish_topics, "publish_topics")                                                               \
     ATOM(payload_encoding, "payload_encoding")                                                           \

@@ -186,6 +186,7 @@ static erh_status read_spool_sync(const erh_atoms *atoms, ERL_NIF_TERM value, er
  * signature; the table gives the order and the key atom for error reports. */
 enum key_index {
     K_NODE, K_SERVERS, K_USERNAME, K_PASSWORD, K_VHOST, K_EXCHANGE, K_EXCHANGE_TYPE, K_QUEUES, K_QUEUE_TYPE,
+    K_QUEUE_MODE, K_QUEUE_VERSION,
     K_EVENTS, K_PUBLISH_TOPICS, K_PAYLOAD_ENCODING, K_ROUTING_KEYS, K_PUBLISHERS, K_CONFIRM_WINDOW,
     K_BUFFER_EVENTS, K_HEARTBEAT, K_RECONNECT_MIN_MS, K_RECONNECT_MAX_MS, K_CONNECT_TIMEOUT_MS,
     K_UNROUTABLE_QUEUE, K_SPOOL_DIR, K_SPOOL_MAX_BYTES, K_SPOOL_SYNC, K_SPOOL_SYNC_INTERVAL_MS,
@@ -200,7 +201,8 @@ static ERL_NIF_TERM key_atom(const erh_atoms *atoms, enum key_index key)
 {
     const ERL_NIF_TERM keys[K__COUNT] = {
         atoms->node, atoms->servers, atoms->username, atoms->password, atoms->vhost, atoms->exchange,
-        atoms->exchange_type, atoms->queues, atoms->queue_type, atoms->events, atoms->publish_topics,
+        atoms->exchange_type, atoms->queues, atoms->queue_type, atoms->queue_mode,
+        atoms->queue_version, atoms->events, atoms->publish_topics,
         atoms->payload_encoding, atoms->routing_keys, atoms->publishers, atoms->confirm_window,
         atoms->buffer_events, atoms->heartbeat, atoms->reconnect_min_ms, atoms->reconnect_max_ms,
         atoms->connect_timeout_ms, atoms->unroutable_queue, atoms->spool_dir, atoms->spool_max_bytes,
@@ -236,6 +238,10 @@ static erh_status read_key(ErlNifEnv *env, const erh_atoms *atoms, enum key_inde
         return read_queues(env, value, c);
     case K_QUEUE_TYPE:
         return copy_cstring(env, value, &c->queue_type);
+    case K_QUEUE_MODE:
+        return copy_cstring(env, value, &c->queue_mode);
+    case K_QUEUE_VERSION:
+        return copy_uint(env, value, 0, 2, &c->queue_version);
     case K_EVENTS:
         return read_events(env, atoms, value, c);
     case K_PUBLISH_TOPICS:

@@ -395,32 +395,47 @@ static void take_more(erh_publisher *p, size_t max)
     atomic_fetch_add(&p->pending, taken);
 }
 
-/* Publish ready events, taking more as needed, while the window has room. */
+/* Publish the first ready event and move it to the in-flight list. An event that cannot be encoded
+ * (out of memory) stays first and is tried again on the next pass. */
+static erh_status publish_event(erh_publisher *p)
+{
+    erh_event *event = p->ready_head;
+    erh_status st = publish_one(p, event);
+    if (st == ERH_ERR_ENCODE) {
+        erh_stats_add(p->shared->stats, ERH_C_ENCODE_ERRORS, 1);
+        notify(p, enif_make_tuple2(p->msg_env, p->shared->atoms.encode_failed,
+                                   make_cstring(p->msg_env, erh_event_name(event->type))));
+    }
+    if (st != ERH_OK)
+        return st;
+    erh_stats_add(p->shared->stats, ERH_C_PUBLISHED, 1);
+    p->ready_head = event->next;
+    if (!p->ready_head)
+        p->ready_tail = NULL;
+    list_append(&p->inflight_head, &p->inflight_tail, event);
+    p->inflight_count++;
+    return ERH_OK;
+}
+
+/* Publish ready events, taking more as needed, while the window has room. A run of more than one
+ * message is held and sent in full segments; a lone event goes out at once. */
 static erh_status fill_window(erh_publisher *p)
 {
     size_t window = p->shared->config->confirm_window;
-    while (p->inflight_count < window) {
+    size_t sent = 0;
+    erh_status st = ERH_OK;
+    while (st == ERH_OK && p->inflight_count < window) {
         if (!p->ready_head)
             take_more(p, window - p->inflight_count);
-        erh_event *event = p->ready_head;
-        if (!event)
-            return ERH_OK;
-        erh_status st = publish_one(p, event);
-        if (st == ERH_ERR_ENCODE) {
-            erh_stats_add(p->shared->stats, ERH_C_ENCODE_ERRORS, 1);
-            notify(p, enif_make_tuple2(p->msg_env, p->shared->atoms.encode_failed,
-                                       make_cstring(p->msg_env, erh_event_name(event->type))));
-        }
-        if (st != ERH_OK)
-            return st;
-        erh_stats_add(p->shared->stats, ERH_C_PUBLISHED, 1);
-        p->ready_head = event->next;
         if (!p->ready_head)
-            p->ready_tail = NULL;
-        list_append(&p->inflight_head, &p->inflight_tail, event);
-        p->inflight_count++;
+            break;
+        if (++sent == 2)
+            erh_amqp_hold(&p->amqp, true);
+        st = publish_event(p);
     }
-    return ERH_OK;
+    if (sent >= 2)
+        erh_amqp_hold(&p->amqp, false);
+    return st;
 }
 
 /* Publish what can go, then read confirms and returns. False when the connection is lost. */

@@ -68,6 +68,11 @@ specs() ->
      {exchange_type, topic, {one_of, [topic, direct, fanout], binary}},
      {queues, [{"mqtt.events", ["#"]}], queues},
      {queue_type, classic, {one_of, [classic, quorum], binary}},
+     %% Classic queues only: RabbitMQ 3.10-3.11 keep a queue's messages in memory unless it is lazy,
+     %% which for a long queue of persistent events costs memory and CPU; version 2 is their newer
+     %% on-disk format. "default" and 0 leave out the argument, to match queues declared without it.
+     {queue_mode, lazy, {one_of, [lazy, default], binary}},
+     {queue_version, 2, {int, 0, 2}},
      {events, ?EVENTS, {subset, ?EVENTS}},
      {publish_topics, ["#"], topic_filters},
      {payload_encoding, auto, {one_of, [auto, base64], atom}},

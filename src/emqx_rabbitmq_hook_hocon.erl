@@ -45,6 +45,8 @@ fields() ->
      {[<<"queues">>], queues, queues},
      {[<<"unroutable_queue">>], unroutable_queue, string},
      {[<<"queue_type">>], queue_type, string},
+     {[<<"queue_mode">>], queue_mode, string},
+     {[<<"queue_version">>], queue_version, integer},
      {[<<"events">>], events, events},
      {[<<"events">>], routing_keys, routing_keys},
      {[<<"publish_topics">>], publish_topics, strings},

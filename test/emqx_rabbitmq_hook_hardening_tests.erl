@@ -5,6 +5,7 @@
 -module(emqx_rabbitmq_hook_hardening_tests).
 
 -include_lib("eunit/include/eunit.hrl").
+-include_lib("amqp_client/include/amqp_client.hrl").
 
 %% logger handler callback: every log event of a test goes to its collector
 -export([log/2]).
@@ -25,6 +26,7 @@ tests() ->
      fun tls_to_a_plain_port_fails_with_a_tls_reason/1,
      fun a_key_that_is_not_the_certificates_is_reported/1,
      fun bad_tls_settings_refuse_to_start_naming_the_key/1,
+     fun a_queue_declared_with_other_arguments_is_refused_with_the_reason/1,
      fun the_password_appears_in_no_log_stats_status_or_error/1,
      fun payloads_above_max_payload_bytes_arrive_as_size_and_flag/1,
      fun routing_keys_of_long_topics_and_client_ids_are_cut_at_255_bytes/1].
@@ -173,7 +175,27 @@ bad_tls_settings_refuse_to_start_naming_the_key(Ctx) ->
                           {tls_verify, #{tls_verify => undefined}},
                           {tls_server_name, #{tls_server_name => <<"a", 0>>}},
                           {max_payload_bytes, #{max_payload_bytes => -1}},
-                          {max_payload_bytes, #{max_payload_bytes => 268435457}}]].
+                          {max_payload_bytes, #{max_payload_bytes => 268435457}},
+                          {queue_version, #{queue_version => 3}}]].
+
+%% A queue that exists without the arguments the plugin declares it with (created by hand, or by
+%% a consumer first): RabbitMQ refuses the declaration, the plugin says why and keeps the events
+%% (in the spool at stop); queue_mode = default and queue_version = 0 match the queue.
+a_queue_declared_with_other_arguments_is_refused_with_the_reason(Ctx = #{rabbit := Rabbit, queue := Q}) ->
+    erh_test_rabbit:with_channel(
+      Rabbit, fun(Channel) ->
+                      #'queue.declare_ok'{} = amqp_channel:call(Channel, #'queue.declare'{queue = Q, durable = true})
+              end),
+    Spool = {spool_dir, filename:join([maps:get(dir, Rabbit), "spool", Q])},
+    NoUnroutable = {unroutable_queue, ""},
+    start(env(Ctx, [Spool, NoUnroutable])),
+    wait_for_failures(1),
+    wait_log(Ctx, [<<"cannot connect">>, <<"declaring a queue">>, <<"inequivalent arg 'x-queue-mode'">>]),
+    publish(<<"t/1">>, <<"kept">>),
+    erh_test_rabbit:stop_plugin(),
+    start(env(Ctx, [Spool, NoUnroutable, {queue_mode, default}, {queue_version, 0}])),
+    [#{json := #{<<"payload">> := <<"kept">>}}] = emqx_rabbitmq_hook_tests:receive_json(Ctx, 1),
+    ?assertEqual(#{}, erh_test_rabbit:queue_arguments(Rabbit, Q)).
 
 %%--------------------------------------------------------------------
 %% Secrets

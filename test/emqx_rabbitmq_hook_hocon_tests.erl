@@ -36,6 +36,7 @@ translated() ->
                          #{<<"name">> => <<"q2">>}]},
       [{queues, [{<<"q1">>, [<<"a.#">>, <<"b">>]}, {<<"q2">>, [<<"#">>]}]}]},
      {#{<<"queue_type">> => <<"quorum">>}, [{queue_type, <<"quorum">>}]},
+     {#{<<"queue_mode">> => <<"default">>, <<"queue_version">> => 0}, [{queue_mode, <<"default">>}, {queue_version, 0}]},
      {#{<<"unroutable_queue">> => <<>>}, [{unroutable_queue, <<>>}]},
      {#{<<"events">> => #{}},
       [{events, [client_connected, client_disconnected, message_publish]}, {routing_keys, #{}}]},

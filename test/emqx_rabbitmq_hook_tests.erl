@@ -34,6 +34,8 @@ tests() ->
      fun hooks_return_at_once_while_rabbitmq_is_unreachable/1,
      fun stats_report_every_counter/1,
      fun invalid_config_refuses_to_start_naming_the_key/1,
+     fun classic_queues_are_lazy_and_of_version_2_unless_told_otherwise/1,
+     fun quorum_queues_get_only_their_type/1,
      fun messages_survive_a_rabbitmq_restart/1].
 
 run(Test, Rabbit) ->
@@ -63,6 +65,12 @@ wait_confirmed() ->
                       S = emqx_rabbitmq_hook:stats(),
                       maps:get(confirmed, S) >= maps:get(queued, S)
               end, 20000, 20)).
+
+%% A connected event sent through the plugin and read back: the queues are declared and bound.
+one_event_through(Ctx) ->
+    ok = emqx_rabbitmq_hook:on_client_connected(clientinfo(emqx5, <<"dev-1">>, <<"alice">>),
+                                                conninfo(emqx5, <<"dev-1">>, <<"alice">>, 1700000000001), []),
+    [#{json := #{<<"clientid">> := <<"dev-1">>}}] = receive_json(Ctx, 1).
 
 %% The queue holds nothing more (after what was read).
 assert_empty(#{rabbit := Rabbit, queue := Q}) ->
@@ -289,6 +297,33 @@ invalid_config_refuses_to_start_naming_the_key(#{rabbit := Rabbit}) ->
     {ok, Good} = emqx_rabbitmq_hook_config:parse([]),
     ?assertEqual({error, {confirm_window, badarg}}, emqx_rabbitmq_hook_nif:start(Good#{confirm_window => -1})),
     ?assertEqual({error, {servers, badarg}}, emqx_rabbitmq_hook_nif:start(maps:remove(servers, Good))).
+
+%% The event queues and the unroutable queue alike; each argument can be left out, to match a queue
+%% declared without it.
+classic_queues_are_lazy_and_of_version_2_unless_told_otherwise(Ctx0 = #{rabbit := Rabbit, queue := Q}) ->
+    Unroutable = <<Q/binary, ".unroutable">>,
+    Ctx = start(Ctx0, [{unroutable_queue, Unroutable}]),
+    one_event_through(Ctx),
+    Lazy2 = #{<<"x-queue-mode">> => <<"lazy">>, <<"x-queue-version">> => 2},
+    ?assertEqual(Lazy2, erh_test_rabbit:queue_arguments(Rabbit, Q)),
+    ?assertEqual(Lazy2, erh_test_rabbit:queue_arguments(Rabbit, Unroutable)),
+    erh_test_rabbit:stop_plugin(),
+    Cases = [{[{queue_mode, default}, {queue_version, 0}], #{}},
+             {[{queue_mode, default}], #{<<"x-queue-version">> => 2}},
+             {[{queue_version, 1}], #{<<"x-queue-mode">> => <<"lazy">>, <<"x-queue-version">> => 1}}],
+    [begin
+         Other = <<Q/binary, ".", (integer_to_binary(I))/binary>>,
+         Ctx1 = start(Ctx0#{queue := Other}, [{unroutable_queue, ""} | Overrides]),
+         one_event_through(Ctx1),
+         ?assertEqual({Overrides, Expected}, {Overrides, erh_test_rabbit:queue_arguments(Rabbit, Other)}),
+         erh_test_rabbit:stop_plugin()
+     end || {I, {Overrides, Expected}} <- lists:zip(lists:seq(1, length(Cases)), Cases)].
+
+%% x-queue-mode and x-queue-version are for classic queues: a quorum queue refuses them.
+quorum_queues_get_only_their_type(Ctx0 = #{rabbit := Rabbit, queue := Q}) ->
+    Ctx = start(Ctx0, [{queue_type, quorum}, {unroutable_queue, ""}]),
+    one_event_through(Ctx),
+    ?assertEqual(#{<<"x-queue-type">> => <<"quorum">>}, erh_test_rabbit:queue_arguments(Rabbit, Q)).
 
 messages_survive_a_rabbitmq_restart(Ctx0 = #{rabbit := Rabbit}) ->
     Ctx = start(Ctx0),

@@ -5,7 +5,7 @@
 
 -export([start/0, stop/1, restart/1, pause/1, resume/1, freeze/1, thaw/1, port/1, free_port/0]).
 -export([start_tls/0, tls_port/1, tls_file/2, ctl/2, support_script/2, tmp_dir/0]).
--export([fetch/3, fetch_json/3, queue_length/2]).
+-export([fetch/3, fetch_json/3, queue_length/2, queue_arguments/2]).
 -export([plugin_env/2, start_plugin/1, stop_plugin/0, wait_for/3]).
 %% An amqp_client channel to the node for Fun, closed afterwards (the benchmark deletes its queues).
 -export([with_channel/2]).
@@ -146,6 +146,12 @@ queue_length(Rabbit, Queue) ->
                              amqp_channel:call(Channel, #'queue.declare'{queue = Queue, passive = true}),
                          Count
                  end).
+
+%% The x-arguments a queue was declared with, as RabbitMQ keeps them: #{<<"x-queue-mode">> => <<"lazy">>}.
+queue_arguments(Rabbit, Queue) ->
+    Listed = jsx:decode(ctl(Rabbit, ["list_queues", "name", "arguments", "--formatter", "json"]), [return_maps]),
+    [Arguments] = [A || #{<<"name">> := Name, <<"arguments">> := A} <- Listed, Name =:= Queue],
+    maps:from_list([{Key, Value} || [Key, _Type, Value] <- Arguments]).
 
 fetch_loop(_Channel, _Queue, 0, _Deadline, Acc) ->
     lists:reverse(Acc);
