@@ -40,7 +40,7 @@ run(Ctx) ->
                                "settings (1 publisher, window 1024), ~b processes calling the hook. Naive: ~b "
                                "processes, a pool of 10 amqp_client connections, a channel per event and no "
                                "confirms, counted when the queue holds every event. Publisher CPU: the BEAM "
-                               "node (ours, naive) or raw_publish (limit); of ours, JSON encoding (jansson) "
+                               "node (ours, naive) or raw_publish (limit); of ours, JSON encoding (erh_json.c) "
                                "alone takes ~ts µs per event (bench/json_cost.c).",
                                [?WINDOW, ?CALLERS, ?NAIVE_CALLERS, lists:join(" and ", Json)])]},
                  #{title => "Ratios (same run)",

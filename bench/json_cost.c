@@ -10,8 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <jansson.h>
-
 #include "erh_json.h"
 
 #define LITERAL(text) ((erh_bytes){text, sizeof text - 1})
@@ -44,7 +42,6 @@ int main(int argc, char **argv)
     event.field[ERH_F_PAYLOAD] = (erh_bytes){payload, payload_len};
     const erh_json_options options = {.node = "emqx@127.0.0.1"};
     erh_buf out = {0};
-    json_object_seed(0);
 
     double start = now_s();
     for (long i = 0; i < count; i++) {

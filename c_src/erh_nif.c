@@ -29,8 +29,6 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include <jansson.h>
-
 #include "erh_config.h"
 #include "erh_event.h"
 #include "erh_nif_atoms.h"
@@ -613,8 +611,6 @@ static int open_library(ErlNifEnv *env, void **priv_data)
         enif_free(priv);
         return 1;
     }
-    /* jansson seeds its hash function lazily, which races when threads encode at once. */
-    json_object_seed(0);
     *priv_data = priv;
     return 0;
 }

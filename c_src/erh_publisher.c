@@ -335,7 +335,8 @@ static void try_connect(erh_publisher *p)
 static erh_status publish_one(erh_publisher *p, erh_event *event)
 {
     const erh_config *config = p->shared->config;
-    erh_json_options json_options = {.node = config->node, .force_base64 = config->payload_base64};
+    erh_json_options json_options = {.node = config->node, .force_base64 = config->payload_base64,
+                                     .scratch = &p->json_scratch};
     if (erh_json_encode(event, &json_options, &p->json) != ERH_OK)
         return ERH_ERR_ENCODE;
 
@@ -624,6 +625,7 @@ void erh_publisher_destroy(erh_publisher *p)
     erh_spool_close(&p->spool, NULL); /* only a spool locked by a thread that never ran */
     erh_amqp_close(&p->amqp, false);
     erh_buf_free(&p->json);
+    erh_buf_free(&p->json_scratch);
     erh_queue_destroy(&p->queue);
     if (p->msg_env)
         enif_free_env(p->msg_env);

@@ -68,6 +68,7 @@ typedef struct erh_publisher {
     erh_event *inflight_tail;
     size_t inflight_count;
     erh_buf json;
+    erh_buf json_scratch; /* a text field that is not UTF-8, while the encoder sanitizes it */
     ErlNifEnv *msg_env;
     unsigned next_server;
     erh_backoff backoff;

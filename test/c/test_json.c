@@ -1,5 +1,7 @@
 #include "check_run.h"
 #include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -365,6 +367,170 @@ START_TEST(output_is_replaced_not_appended)
 }
 END_TEST
 
+/* The text of key's value in out, from just after "key": up to the next field. */
+static const char *raw_value(const erh_buf *out, const char *key)
+{
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\":", key);
+    const char *at = memmem(out->data, out->len, quoted, strlen(quoted));
+    ck_assert_msg(at != NULL, "no %s", key);
+    return at + strlen(quoted);
+}
+
+START_TEST(every_ascii_byte_round_trips)
+{
+    /* As jansson escapes them: the short forms, \u00XX in upper case for the other controls, '/'
+     * and DEL as they are. */
+    static const char escaped[] =
+        "\"\\u0000\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000B\\f\\r\\u000E\\u000F"
+        "\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017\\u0018\\u0019\\u001A\\u001B\\u001C\\u001D"
+        "\\u001E\\u001F !\\\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\\\]^_`"
+        "abcdefghijklmnopqrstuvwxyz{|}~\x7f\",";
+    char ascii[128];
+    for (size_t i = 0; i < sizeof ascii; i++)
+        ascii[i] = (char)i;
+    erh_buf out = {0};
+    erh_event event = connected();
+    event.field[ERH_F_CLIENTID] = (erh_bytes){ascii, sizeof ascii};
+    json_t *object = round_trip(&event, &options, &out);
+    assert_bytes(object, "clientid", ascii, sizeof ascii);
+    const char *clientid = raw_value(&out, "clientid");
+    ck_assert(strncmp(clientid, escaped, sizeof escaped - 1) == 0);
+    ck_assert_ptr_nonnull(memmem(clientid, sizeof escaped - 1, "\\\"", strlen("\\\"")));
+    ck_assert_ptr_nonnull(memmem(clientid, sizeof escaped - 1, "\\\\", strlen("\\\\")));
+    ck_assert_ptr_nonnull(memmem(clientid, sizeof escaped - 1, "\\n", strlen("\\n")));
+    ck_assert_ptr_nonnull(memmem(clientid, sizeof escaped - 1, "\\u0001", strlen("\\u0001")));
+    ck_assert_ptr_null(memmem(out.data, out.len, "\\/", 2));
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+START_TEST(connected_is_byte_exact)
+{
+    static const char expected[] =
+        "{\"action\":\"client_connected\",\"node\":\"emqx@10.0.0.1\",\"clientid\":\"dev-1\",\"username\":\"alice\","
+        "\"ipaddress\":\"192.168.1.20\",\"peerport\":52011,\"keepalive\":60,\"proto_name\":\"MQTT\",\"proto_ver\":5,"
+        "\"clean_start\":true,\"connected_at\":1700000000123,"
+        "\"conn_id\":\"emqx@10.0.0.1/<0.1234.0>/1700000000123\",\"seq\":41}";
+    erh_buf out = {0};
+    erh_event event = connected();
+    ck_assert_int_eq(erh_json_encode(&event, &options, &out), ERH_OK);
+    ck_assert_uint_eq(out.len, sizeof expected - 1);
+    ck_assert(memcmp(out.data, expected, out.len) == 0);
+    erh_buf_free(&out);
+}
+END_TEST
+
+/* key's value in out is exactly text: a ',' or the closing '}' follows it. */
+static void assert_raw_number(const erh_buf *out, const char *key, const char *text)
+{
+    const char *value = raw_value(out, key);
+    size_t len = strlen(text);
+    ck_assert_uint_lt((size_t)(value - out->data) + len, out->len);
+    ck_assert_msg(strncmp(value, text, len) == 0 && (value[len] == ',' || value[len] == '}'), "%s is not %s", key,
+                  text);
+}
+
+START_TEST(integers_are_exact)
+{
+    static const struct {
+        int64_t value;
+        const char *text;
+    } cases[] = {
+        {0, "0"}, {1, "1"}, {9, "9"}, {10, "10"}, {99, "99"}, {100, "100"}, {101, "101"},
+        {1000000000000000000, "1000000000000000000"}, {INT64_MAX, "9223372036854775807"},
+        {-1, "-1"}, {-10, "-10"}, {-99, "-99"}, {INT64_MIN, "-9223372036854775808"},
+    };
+    erh_buf out = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        /* connected_at takes any int64; seq and payload_size are unsigned and never negative. */
+        erh_event event = connected();
+        event.connected_at = cases[i].value;
+        json_t *object = round_trip(&event, &options, &out);
+        assert_int(object, "connected_at", cases[i].value);
+        assert_raw_number(&out, "connected_at", cases[i].text);
+        json_decref(object);
+        if (cases[i].value < 0)
+            continue;
+
+        event.seq = (uint64_t)cases[i].value;
+        object = round_trip(&event, &options, &out);
+        assert_int(object, "seq", cases[i].value);
+        assert_raw_number(&out, "seq", cases[i].text);
+        json_decref(object);
+
+        erh_event message = publish((erh_bytes){NULL, 0});
+        message.payload_omitted = true;
+        message.payload_size = (uint64_t)cases[i].value;
+        object = round_trip(&message, &options, &out);
+        assert_int(object, "payload_size", cases[i].value);
+        assert_raw_number(&out, "payload_size", cases[i].text);
+        json_decref(object);
+    }
+    /* int32 fields at their limits. */
+    erh_event event = connected();
+    event.peerport = INT32_MIN;
+    event.keepalive = INT32_MAX;
+    json_t *object = round_trip(&event, &options, &out);
+    assert_int(object, "peerport", INT32_MIN);
+    assert_int(object, "keepalive", INT32_MAX);
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
+/* Encode into a buffer that already holds cap bytes of room. */
+static void assert_encodes_into(size_t cap, const erh_event *event, const char *expected, size_t len)
+{
+    erh_buf out = {malloc(cap), 0, cap};
+    ck_assert_ptr_nonnull(out.data);
+    char *before = out.data;
+    ck_assert_int_eq(erh_json_encode(event, &options, &out), ERH_OK);
+    ck_assert_uint_eq(out.len, len);
+    ck_assert(memcmp(out.data, expected, len) == 0);
+    if (cap >= len)
+        ck_assert_ptr_eq(out.data, before); /* enough room: no allocation */
+    erh_buf_free(&out);
+}
+
+START_TEST(small_or_empty_output_buffer_grows)
+{
+    erh_buf reference = {0};
+    erh_event event = publish(BYTES("\"quoted\"\n\x01 and more text than fits the first 256 bytes of a buffer, "
+                                    "so that it has to grow while a string is being escaped into it: \\ \x1f"));
+    ck_assert_int_eq(erh_json_encode(&event, &options, &reference), ERH_OK);
+    ck_assert_uint_gt(reference.len, 256);
+    size_t len = reference.len;
+    const size_t caps[] = {1, 10, 255, 256, len - 7, len - 1, len, len + 1};
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
+        assert_encodes_into(caps[i], &event, reference.data, len);
+    erh_buf_free(&reference);
+}
+END_TEST
+
+START_TEST(scratch_buffer_is_reused)
+{
+    erh_buf out = {0}, scratch = {0};
+    const erh_json_options with_scratch = {.node = NODE, .scratch = &scratch};
+    erh_event event = connected();
+    event.field[ERH_F_CLIENTID] = BYTES("dev\xFF\n");
+    event.field[ERH_F_CONN_ID] = BYTES("\xC0 conn");
+    json_t *object = round_trip(&event, &with_scratch, &out);
+    assert_str(object, "clientid", "dev\xEF\xBF\xBD\n");
+    assert_str(object, "conn_id", "\xEF\xBF\xBD conn");
+    json_decref(object);
+    ck_assert_ptr_nonnull(scratch.data);
+    char *kept = scratch.data;
+    object = round_trip(&event, &with_scratch, &out);
+    assert_str(object, "clientid", "dev\xEF\xBF\xBD\n");
+    ck_assert_ptr_eq(scratch.data, kept);
+    json_decref(object);
+    erh_buf_free(&scratch);
+    erh_buf_free(&out);
+}
+END_TEST
+
 START_TEST(unknown_event_type_is_refused)
 {
     erh_buf out = {0};
@@ -376,41 +542,55 @@ START_TEST(unknown_event_type_is_refused)
 }
 END_TEST
 
-/* jansson lets us swap its allocator: fail its n-th allocation and check every step cleans up. */
-static long allocations_left;
+/* test/c/Makefile links this test with --wrap=realloc: the encoder's allocations (all in erh_buf)
+ * come here, and reallocs_left > 0 lets that many succeed before the next one fails. */
+void *__real_realloc(void *data, size_t size);
+static long reallocs_left = -1; /* never fail */
 
-static void *failing_malloc(size_t size)
+void *__wrap_realloc(void *data, size_t size)
 {
-    return allocations_left-- > 0 ? malloc(size) : NULL;
+    if (reallocs_left == 0)
+        return NULL;
+    if (reallocs_left > 0)
+        reallocs_left--;
+    return __real_realloc(data, size);
 }
 
-START_TEST(survives_each_jansson_allocation_failing)
+/* Fail the n-th allocation for n = 0, 1, ... until the encoding needs no more than n: each failure
+ * is ERH_ERR_NOMEM with nothing in out, and nothing leaks. */
+static void assert_survives_each_allocation_failing(const erh_event *event, const erh_json_options *opts)
 {
-    erh_event events[] = {connected(), disconnected(), publish(BYTES("\xFF binary"))};
-    events[0].field[ERH_F_CLIENTID] = BYTES("bad \xFF id");
-    erh_buf out = {0};
-    json_set_alloc_funcs(failing_malloc, free);
-    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
-        erh_status st = ERH_ERR_NOMEM;
-        long failures = 0;
-        for (long n = 0; st != ERH_OK; n++) {
-            allocations_left = n;
-            st = erh_json_encode(&events[i], &options, &out);
-            ck_assert_msg(st == ERH_OK || st == ERH_ERR_NOMEM || st == ERH_ERR_ENCODE, "status %d", st);
-            if (st != ERH_OK) {
-                ck_assert_uint_eq(out.len, 0);
-                failures++;
-            }
+    erh_status st = ERH_ERR_NOMEM;
+    long failures = 0;
+    for (long n = 0; st != ERH_OK; n++) {
+        erh_buf out = {0};
+        reallocs_left = n;
+        st = erh_json_encode(event, opts, &out);
+        reallocs_left = -1;
+        ck_assert_msg(st == ERH_OK || st == ERH_ERR_NOMEM, "status %d", st);
+        if (st != ERH_OK) {
+            ck_assert_uint_eq(out.len, 0);
+            failures++;
+        } else {
+            json_decref(round_trip(event, opts, &out));
         }
-        ck_assert_int_gt(failures, 0);
+        erh_buf_free(&out);
     }
-    json_set_alloc_funcs(malloc, free);
-    json_error_t error;
-    json_t *object = json_loadb(out.data, out.len, 0, &error);
-    ck_assert_ptr_nonnull(object);
-    assert_str(object, "payload_encoding", "base64");
-    json_decref(object);
-    erh_buf_free(&out);
+    ck_assert_int_gt(failures, 0);
+}
+
+START_TEST(survives_each_allocation_failing)
+{
+    erh_event events[] = {connected(), disconnected(), publish(BYTES("\xFF binary")), publish(BYTES("plain"))};
+    events[0].field[ERH_F_CLIENTID] = BYTES("bad \xFF id"); /* sanitized in the scratch buffer */
+    events[3].field[ERH_F_TOPIC] = BYTES("t/\xC3");
+    erh_buf scratch = {0};
+    const erh_json_options own_scratch = {.node = NODE, .scratch = &scratch};
+    for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
+        assert_survives_each_allocation_failing(&events[i], &options);
+        assert_survives_each_allocation_failing(&events[i], &own_scratch);
+        erh_buf_free(&scratch);
+    }
 }
 END_TEST
 
@@ -431,7 +611,12 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, large_payload_round_trips);
     tcase_add_test(tc, output_is_replaced_not_appended);
     tcase_add_test(tc, unknown_event_type_is_refused);
-    tcase_add_test(tc, survives_each_jansson_allocation_failing);
+    tcase_add_test(tc, every_ascii_byte_round_trips);
+    tcase_add_test(tc, connected_is_byte_exact);
+    tcase_add_test(tc, integers_are_exact);
+    tcase_add_test(tc, small_or_empty_output_buffer_grows);
+    tcase_add_test(tc, scratch_buffer_is_reused);
+    tcase_add_test(tc, survives_each_allocation_failing);
 }
 
 int main(void)

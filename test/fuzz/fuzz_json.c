@@ -2,7 +2,8 @@
  * name, topic or payload (invalid UTF-8, NUL bytes, anything), the output is one valid JSON object
  * that jansson decodes back to the event: text fields exactly when they are UTF-8 (else with
  * U+FFFD in place of each bad sequence), the payload exactly as text or base64, an omitted
- * payload as its size, and every number. erh_utf8_valid must also agree with jansson's own check.
+ * payload as its size, and every number; and jansson, dumping what it decoded, prints the same
+ * bytes back. erh_utf8_valid must also agree with jansson's own check.
  * Input: type, flags, seq, timestamp, connected_at, disconnected_at, 8 bytes for the small numbers,
  * then one field per erh_field in its order (clientid, username, ipaddress, proto_name, reason,
  * conn_id, msg_id, topic, payload; see fuzz.h); msg_id's bytes also serve as the node name. */
@@ -154,6 +155,16 @@ static void check_numbers(const json_t *object, const erh_event *e)
     }
 }
 
+/* The encoder writes what jansson would: same key order, escapes and numbers. */
+static void check_same_as_jansson(const json_t *object, erh_buf encoded)
+{
+    size_t len = json_dumpb(object, NULL, 0, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    char *dumped = malloc(len);
+    FUZZ_CHECK(dumped && json_dumpb(object, dumped, len, JSON_COMPACT | JSON_PRESERVE_ORDER) == len, "dumping");
+    FUZZ_CHECK(fuzz_equal((erh_bytes){dumped, len}, encoded.data, encoded.len), "not the bytes jansson prints");
+    free(dumped);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     fuzz_input in = {data, size};
@@ -188,8 +199,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     erh_event *event = erh_event_new(&proto);
     FUZZ_CHECK(event != NULL, "copying the event");
     char *node = flags & NO_NODE ? NULL : fuzz_cstring(node_field);
-    erh_json_options options = {.node = node, .force_base64 = flags & FORCE_BASE64};
-    erh_buf out = {0};
+    erh_buf out = {0}, scratch = {0};
+    erh_json_options options = {.node = node, .force_base64 = flags & FORCE_BASE64, .scratch = &scratch};
     FUZZ_CHECK(erh_json_encode(event, &options, &out) == ERH_OK, "encoding");
 
     json_error_t error;
@@ -214,9 +225,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t payload_keys = event->type == ERH_EV_PUBLISH && event->payload_omitted ? 1 : 0;
     FUZZ_CHECK(json_object_size(object) == text_keys + other_keys[event->type] + payload_keys, "%zu keys",
                json_object_size(object));
+    check_same_as_jansson(object, out);
 
     json_decref(object);
     erh_buf_free(&out);
+    erh_buf_free(&scratch);
     free(node);
     erh_event_free(event);
     return 0;
