@@ -16,7 +16,8 @@ set key top left
 plot datadir.'/throughput.dat' using 2:xtic(1) title 'limit: rabbitmq-c', \
      '' using 3 title 'limit with our properties', \
      '' using 4 title 'emqx_rabbitmq_hook', \
-     '' using 5 title 'naive: amqp_client'
+     '' using 5 title 'naive: amqp_client', \
+     '' using 6 title 'limit, queue without arguments'
 
 set title "Hook call, ns (log scale)"
 set key top left horizontal

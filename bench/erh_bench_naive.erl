@@ -10,7 +10,7 @@
 
 -define(POOL, 10). %% the connection pool those plugins configure
 
-%% Connect the pool and declare the same topology the plugin declares.
+%% Connect the pool and declare the same topology the plugin declares (its default queue arguments).
 start(#{port := Port}, Exchange, Queue) ->
     Conns = [begin
                  {ok, Conn} = amqp_connection:start(#amqp_params_network{host = "127.0.0.1", port = Port}),
@@ -19,7 +19,9 @@ start(#{port := Port}, Exchange, Queue) ->
     {ok, Channel} = amqp_connection:open_channel(hd(Conns)),
     #'exchange.declare_ok'{} = amqp_channel:call(Channel, #'exchange.declare'{exchange = Exchange, type = <<"topic">>,
                                                                               durable = true}),
-    #'queue.declare_ok'{} = amqp_channel:call(Channel, #'queue.declare'{queue = Queue, durable = true}),
+    Lazy = [{<<"x-queue-mode">>, longstr, <<"lazy">>}, {<<"x-queue-version">>, signedint, 2}],
+    #'queue.declare_ok'{} = amqp_channel:call(Channel, #'queue.declare'{queue = Queue, durable = true,
+                                                                        arguments = Lazy}),
     #'queue.bind_ok'{} = amqp_channel:call(Channel, #'queue.bind'{queue = Queue, exchange = Exchange,
                                                                   routing_key = <<"#">>}),
     amqp_channel:close(Channel),

@@ -3,10 +3,12 @@
  * confirms in a window of WINDOW, as fast as the broker confirms them. No JSON, no hook, no queue:
  * what is left is the cost of AMQP and of RabbitMQ storing the messages.
  *
- *   raw_publish HOST PORT EXCHANGE QUEUE COUNT BODY_BYTES WINDOW bare|plugin
+ *   raw_publish HOST PORT EXCHANGE QUEUE COUNT BODY_BYTES WINDOW bare|plugin lazy|default
  *
  * bare: only delivery_mode 2. plugin: the properties and headers the plugin sets on every event
- * (DESIGN §4), to tell RabbitMQ's cost of those apart from the plugin's own.
+ * (DESIGN §4), to tell RabbitMQ's cost of those apart from the plugin's own. lazy: the queue is
+ * declared as the plugin declares it by default (x-queue-mode lazy, x-queue-version 2); default:
+ * with no arguments, as RabbitMQ makes a queue unless told otherwise.
  *
  * Prints "confirmed N seconds S cpu C": S from the first publish to the last confirm, C this
  * process's CPU time in seconds; exits 0, or says what failed on stderr and exits 1. */
@@ -51,12 +53,18 @@ static amqp_connection_state_t open_connection(const char *host, int port)
 }
 
 /* The same topology the plugin declares: durable topic exchange, durable queue bound with "#". */
-static void declare(amqp_connection_state_t conn, const char *exchange, const char *queue)
+static void declare(amqp_connection_state_t conn, const char *exchange, const char *queue, bool lazy)
 {
     amqp_exchange_declare(conn, CHANNEL, amqp_cstring_bytes(exchange), amqp_cstring_bytes("topic"), 0, 1, 0, 0,
                           amqp_empty_table);
     check_reply(amqp_get_rpc_reply(conn), "declaring the exchange");
-    amqp_queue_declare(conn, CHANNEL, amqp_cstring_bytes(queue), 0, 1, 0, 0, amqp_empty_table);
+    amqp_table_entry_t lazy_args[2] = {
+        {.key = amqp_cstring_bytes("x-queue-mode"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("lazy")}},
+        {.key = amqp_cstring_bytes("x-queue-version"), .value = {.kind = AMQP_FIELD_KIND_I32, .value.i32 = 2}},
+    };
+    amqp_table_t args = lazy ? (amqp_table_t){.num_entries = 2, .entries = lazy_args} : amqp_empty_table;
+    amqp_queue_declare(conn, CHANNEL, amqp_cstring_bytes(queue), 0, 1, 0, 0, args);
     check_reply(amqp_get_rpc_reply(conn), "declaring the queue");
     amqp_queue_bind(conn, CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange), amqp_cstring_bytes("#"),
                     amqp_empty_table);
@@ -129,8 +137,10 @@ static uint64_t read_confirm(amqp_connection_state_t conn, bool block)
 
 int main(int argc, char **argv)
 {
-    if (argc != 9 || (strcmp(argv[8], "bare") != 0 && strcmp(argv[8], "plugin") != 0)) {
-        fprintf(stderr, "usage: %s HOST PORT EXCHANGE QUEUE COUNT BODY_BYTES WINDOW bare|plugin\n", argv[0]);
+    if (argc != 10 || (strcmp(argv[8], "bare") != 0 && strcmp(argv[8], "plugin") != 0) ||
+        (strcmp(argv[9], "lazy") != 0 && strcmp(argv[9], "default") != 0)) {
+        fprintf(stderr, "usage: %s HOST PORT EXCHANGE QUEUE COUNT BODY_BYTES WINDOW bare|plugin lazy|default\n",
+                argv[0]);
         return 2;
     }
     bool plugin = strcmp(argv[8], "plugin") == 0;
@@ -144,7 +154,7 @@ int main(int argc, char **argv)
         die("allocating the body", "out of memory");
     memset(body, 'x', body_len);
     amqp_connection_state_t conn = open_connection(argv[1], port);
-    declare(conn, argv[3], argv[4]);
+    declare(conn, argv[3], argv[4], strcmp(argv[9], "lazy") == 0);
 
     plugin_props props;
     plugin_props_init(&props);
