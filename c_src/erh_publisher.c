@@ -15,6 +15,8 @@
 /* While RabbitMQ is away, the memory queue moves to the spool this often (and whenever it reaches
  * its high-water mark): in batches, so a hook call never pays for waking the publisher. */
 #define SPILL_EVERY_MS 100
+/* Events taken from the memory queue at a time to write to the spool: one lock per batch. */
+#define SPILL_BATCH 256
 /* Segments are a fraction of the spool's bound, so a released segment frees room soon. */
 #define SEGMENT_MAX_BYTES (64u << 20)
 #define SEGMENTS_PER_SPOOL 8
@@ -170,13 +172,19 @@ static void spill(erh_publisher *p)
 {
     if (!p->spool_open || p->spool_full || !spool_taken(p, p->inflight_head) || !spool_taken(p, p->ready_head))
         return;
-    for (erh_event *event; (event = erh_queue_peek(&p->queue));) {
-        erh_spool_pos pos;
-        if (spool_refused(p, erh_spool_append(&p->spool, event, false, &pos)))
-            return;
-        size_t taken;
-        erh_event_free(erh_queue_pop(&p->queue, 1, &taken));
-        erh_stats_add(p->shared->stats, ERH_C_SPOOLED, 1);
+    size_t taken;
+    for (erh_event *batch; (batch = erh_queue_pop(&p->queue, SPILL_BATCH, &taken));) {
+        for (erh_event *event = batch; event; event = batch) {
+            erh_spool_pos pos;
+            if (spool_refused(p, erh_spool_append(&p->spool, event, false, &pos))) {
+                erh_queue_push_front(&p->queue, batch);
+                return;
+            }
+            batch = event->next;
+            event->next = NULL;
+            erh_event_free(event);
+            erh_stats_add(p->shared->stats, ERH_C_SPOOLED, 1);
+        }
     }
 }
 

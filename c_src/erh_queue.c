@@ -55,36 +55,50 @@ erh_status erh_queue_push(erh_queue *queue, erh_event *event)
     return ERH_OK;
 }
 
+/* Hook calls must never wait while the consumer walks a long list, so the lock is held only to
+ * read and to cut. Only the consumer unlinks events, and producers only link new ones after the
+ * tail: every link before the tail stays as it is while the lock is released. */
 erh_event *erh_queue_pop(erh_queue *queue, size_t max, size_t *taken)
 {
     pthread_mutex_lock(&queue->lock);
     erh_event *first = queue->head;
-    erh_event *last = NULL;
-    size_t n = 0;
-    for (erh_event *event = first; event && n < max; event = event->next) {
-        last = event;
-        n++;
-    }
-    if (last) {
-        queue->head = last->next;
-        if (!queue->head)
-            queue->tail = NULL;
-        last->next = NULL;
-        queue->count -= n;
-    } else {
-        first = NULL;
+    size_t count = queue->count;
+    size_t n = count < max ? count : max;
+    if (n == count) {
+        queue->head = queue->tail = NULL;
+        queue->count = 0;
     }
     pthread_mutex_unlock(&queue->lock);
     *taken = n;
+    if (n == count || n == 0)
+        return n ? first : NULL;
+
+    erh_event *last = first;
+    for (size_t i = 1; i < n; i++)
+        last = last->next;
+    pthread_mutex_lock(&queue->lock);
+    queue->head = last->next; /* n < count: last is not the tail */
+    queue->count -= n;
+    pthread_mutex_unlock(&queue->lock);
+    last->next = NULL;
     return first;
 }
 
-erh_event *erh_queue_peek(erh_queue *queue)
+void erh_queue_push_front(erh_queue *queue, erh_event *list)
 {
+    if (!list)
+        return;
+    size_t n = 1;
+    erh_event *last = list;
+    for (; last->next; last = last->next)
+        n++;
     pthread_mutex_lock(&queue->lock);
-    erh_event *head = queue->head;
+    last->next = queue->head;
+    queue->head = list;
+    if (!queue->tail)
+        queue->tail = last;
+    queue->count += n;
     pthread_mutex_unlock(&queue->lock);
-    return head;
 }
 
 bool erh_queue_prepare_sleep(erh_queue *queue)

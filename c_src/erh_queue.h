@@ -30,11 +30,13 @@ void erh_queue_destroy(erh_queue *queue);
 /* Append event; ERH_ERR_FULL (event not taken) when count == capacity. */
 erh_status erh_queue_push(erh_queue *queue, erh_event *event);
 
-/* Detach up to max events from the head, in order, as a NULL-terminated list; *taken says how many. */
+/* Consumer: detach up to max events from the head, in order, as a NULL-terminated list; *taken
+ * says how many. */
 erh_event *erh_queue_pop(erh_queue *queue, size_t max, size_t *taken);
 
-/* Consumer: the oldest event, left in the queue (only the consumer removes events), or NULL. */
-erh_event *erh_queue_peek(erh_queue *queue);
+/* Consumer: put a list it popped and could not use back in front, in order. The queue may then
+ * hold more than its capacity, by at most that list, until the consumer takes from it again. */
+void erh_queue_push_front(erh_queue *queue, erh_event *list);
 
 /* Consumer: returns true when the queue is empty and the consumer may sleep on wake_fd;
  * the next push will then wake it. */
