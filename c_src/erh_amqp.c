@@ -68,6 +68,13 @@ static struct timeval ms_to_timeval(unsigned ms)
     return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 }
 
+/* A table entry holding a UTF-8 string: queue arguments and message headers. */
+static amqp_table_entry_t utf8_entry(const char *key, amqp_bytes_t value)
+{
+    return (amqp_table_entry_t){.key = amqp_cstring_bytes(key),
+                                .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = value}};
+}
+
 /* Quorum queues must say so when declared; classic is the broker's default. A classic queue is
  * lazy and of version 2 unless configured otherwise: its persistent events go to disk at once
  * instead of piling up in the broker's memory while consumers are away. RabbitMQ refuses to
@@ -76,14 +83,10 @@ static void queue_arguments(const erh_config *config, amqp_table_t *args)
 {
     amqp_table_entry_t *entry = args->entries;
     if (strcmp(config->queue_type, "classic") != 0) {
-        *entry++ = (amqp_table_entry_t){.key = amqp_cstring_bytes("x-queue-type"),
-                                        .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                                                  .value.bytes = amqp_cstring_bytes(config->queue_type)}};
+        *entry++ = utf8_entry("x-queue-type", amqp_cstring_bytes(config->queue_type));
     } else {
         if (strcmp(config->queue_mode, "default") != 0)
-            *entry++ = (amqp_table_entry_t){.key = amqp_cstring_bytes("x-queue-mode"),
-                                            .value = {.kind = AMQP_FIELD_KIND_UTF8,
-                                                      .value.bytes = amqp_cstring_bytes(config->queue_mode)}};
+            *entry++ = utf8_entry("x-queue-mode", amqp_cstring_bytes(config->queue_mode));
         if (config->queue_version != 0)
             *entry++ = (amqp_table_entry_t){.key = amqp_cstring_bytes("x-queue-version"),
                                             .value = {.kind = AMQP_FIELD_KIND_I32,
@@ -208,10 +211,8 @@ erh_status erh_amqp_publish(erh_amqp *amqp, const char *exchange, const erh_amqp
                             uint64_t *tag)
 {
     amqp_table_entry_t headers[2] = {
-        {.key = amqp_cstring_bytes("clientid"),
-         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = to_amqp(message->clientid)}},
-        {.key = amqp_cstring_bytes("node"),
-         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes(message->node)}},
+        utf8_entry("clientid", to_amqp(message->clientid)),
+        utf8_entry("node", amqp_cstring_bytes(message->node)),
     };
     amqp_basic_properties_t props = {
         ._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_MESSAGE_ID_FLAG |

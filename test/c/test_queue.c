@@ -13,6 +13,13 @@ static erh_event *numbered(uint64_t seq)
     return event;
 }
 
+/* Push first..last, each numbered by its seq; the queue must have room for them. */
+static void push_numbered(erh_queue *queue, uint64_t first, uint64_t last)
+{
+    for (uint64_t seq = first; seq <= last; seq++)
+        ck_assert_int_eq(erh_queue_push(queue, numbered(seq)), ERH_OK);
+}
+
 static bool woken(erh_queue *queue)
 {
     struct pollfd fd = {.fd = queue->wake_fd, .events = POLLIN};
@@ -37,8 +44,7 @@ START_TEST(events_leave_in_order_and_the_bound_holds)
 {
     erh_queue queue;
     ck_assert_int_eq(erh_queue_init(&queue, 5, 4), ERH_OK);
-    for (uint64_t seq = 1; seq <= 5; seq++)
-        ck_assert_int_eq(erh_queue_push(&queue, numbered(seq)), ERH_OK);
+    push_numbered(&queue, 1, 5);
     erh_event *refused = numbered(6);
     ck_assert_int_eq(erh_queue_push(&queue, refused), ERH_ERR_FULL);
     erh_event_free(refused);
@@ -70,8 +76,7 @@ START_TEST(reaching_the_high_water_mark_wakes_even_a_busy_consumer)
 {
     erh_queue queue;
     ck_assert_int_eq(erh_queue_init(&queue, 10, 3), ERH_OK);
-    for (uint64_t seq = 1; seq <= 2; seq++)
-        ck_assert_int_eq(erh_queue_push(&queue, numbered(seq)), ERH_OK);
+    push_numbered(&queue, 1, 2);
     ck_assert(!woken(&queue));
     ck_assert_int_eq(erh_queue_push(&queue, numbered(3)), ERH_OK);
     ck_assert(woken(&queue));
@@ -86,8 +91,7 @@ START_TEST(popping_everything_nothing_or_a_part_keeps_the_order)
     size_t taken;
     ck_assert_ptr_null(erh_queue_pop(&queue, 10, &taken));
     ck_assert_uint_eq(taken, 0);
-    for (uint64_t seq = 1; seq <= 10; seq++)
-        ck_assert_int_eq(erh_queue_push(&queue, numbered(seq)), ERH_OK);
+    push_numbered(&queue, 1, 10);
     ck_assert_ptr_null(erh_queue_pop(&queue, 0, &taken));
     ck_assert_uint_eq(taken, 0);
     ck_assert_uint_eq(free_in_order(erh_queue_pop(&queue, 4, &taken), 1), 5);
@@ -106,12 +110,10 @@ START_TEST(a_list_pushed_back_in_front_leaves_first)
 {
     erh_queue queue;
     ck_assert_int_eq(erh_queue_init(&queue, 4, 0), ERH_OK);
-    for (uint64_t seq = 1; seq <= 4; seq++)
-        ck_assert_int_eq(erh_queue_push(&queue, numbered(seq)), ERH_OK);
+    push_numbered(&queue, 1, 4);
     size_t taken;
     erh_event *batch = erh_queue_pop(&queue, 3, &taken);
-    for (uint64_t seq = 5; seq <= 7; seq++)
-        ck_assert_int_eq(erh_queue_push(&queue, numbered(seq)), ERH_OK);
+    push_numbered(&queue, 5, 7);
     /* Back in front of a full queue: over its capacity until the consumer takes again. */
     erh_queue_push_front(&queue, batch);
     ck_assert_uint_eq(erh_queue_count(&queue), 7);
