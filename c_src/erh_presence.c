@@ -8,6 +8,7 @@
 
 #include "erh_publisher.h"
 #include "erh_scripts.h"
+#include "erh_thread.h"
 
 /* Longest sleep in poll(): short enough to notice a stop deadline. */
 #define MAX_IDLE_MS 1000
@@ -376,6 +377,7 @@ static bool has_work(erh_presence *p)
 static void *presence_main(void *arg)
 {
     erh_presence *p = arg;
+    erh_thread_run_in_background();
     while (!should_exit(p)) {
         if (!erh_redis_connected(&p->redis) && !try_connect(p)) {
             sleep_ms(p, erh_backoff_next(&p->backoff));

@@ -8,6 +8,7 @@
 
 #include "erh_json.h"
 #include "erh_routing.h"
+#include "erh_thread.h"
 
 /* Longest sleep in poll(): short enough to send heartbeats on time, to sync the spool on its
  * interval and to notice a stop deadline. */
@@ -556,6 +557,7 @@ static void *publisher_main(void *arg)
 {
     erh_publisher *p = arg;
     size_t high_water = p->queue.high_water;
+    erh_thread_run_in_background();
     open_spool(p);
     while (!should_exit(p)) {
         if (!p->connected && erh_monotonic_ms() >= p->next_connect_ms) {

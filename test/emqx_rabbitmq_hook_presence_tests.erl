@@ -25,7 +25,8 @@ tests() ->
      fun acl_user_and_password_and_a_refused_login/1,
      fun redis_db_and_key_prefix_place_the_keys/1,
      fun hooks_return_at_once_while_redis_is_unreachable/1,
-     fun presence_off_needs_no_redis/1].
+     fun presence_off_needs_no_redis/1,
+     fun delivery_threads_wait_for_the_schedulers_when_they_wake/1].
 
 run(Test, Redis) ->
     Prefix = <<"t", (integer_to_binary(erlang:unique_integer([positive])))/binary, ":">>,
@@ -395,3 +396,25 @@ presence_off_needs_no_redis(Ctx) ->
     connect(channel(), <<"dev-9">>, <<"u">>, now_ms()),
     ?assertEqual({error, disabled}, emqx_rabbitmq_hook:presence(<<"dev-9">>)),
     ?assertMatch(#{redis_state := disabled, presence_queued := 0, presence_queue_depth := 0}, stats()).
+
+%% The publishers and the presence writer are SCHED_BATCH threads (policy 3): woken by a hook call,
+%% they do not take the CPU from the scheduler that made it. The VM's own threads are untouched.
+delivery_threads_wait_for_the_schedulers_when_they_wake(Ctx) ->
+    start(Ctx, [{publishers, 2}]),
+    Policies = thread_policies(),
+    ?assertEqual([{<<"erh_presence">>, 3}, {<<"erh_publisher_0">>, 3}, {<<"erh_publisher_1">>, 3}],
+                 [T || T = {<<"erh_", _/binary>>, _} <- Policies]),
+    ?assertEqual([0], lists:usort([P || {Name, P} <- Policies, binary:match(Name, <<"scheduler">>) =/= nomatch])).
+
+%% {thread name, scheduling policy} of every thread of this node, from the kernel.
+thread_policies() ->
+    Dir = "/proc/" ++ os:getpid() ++ "/task/",
+    {ok, Tids} = file:list_dir(Dir),
+    lists:sort([{string:trim(Name), policy(Stat)}
+                || Tid <- Tids, {ok, Name} <- [file:read_file(Dir ++ Tid ++ "/comm")],
+                   {ok, Stat} <- [file:read_file(Dir ++ Tid ++ "/stat")]]).
+
+%% Field 41 of /proc/.../stat; the fields from the state (the 3rd) on follow the parenthesised name.
+policy(Stat) ->
+    [_, After] = string:split(Stat, <<") ">>, trailing),
+    binary_to_integer(lists:nth(41 - 2, string:lexemes(After, " "))).
