@@ -12,7 +12,7 @@
 -export([start_plugin/3, stop_plugin/0, delete_queue/2, scaled/2]).
 -export([client_info/1, conn_info/1, message/3]).
 -export([in_parallel/2, sched_sample/0, sched_util/2, rss_bytes/0, cpu_seconds/1, rabbit_os_pid/1, timed/2]).
--export([wait_until/2, helper/2, rate/2]).
+-export([wait_until/2, helper/2, helper_start/2, helper_stop/1, rate/2]).
 
 -export_type([ctx/0, section/0, table/0]).
 
@@ -204,6 +204,17 @@ helper(#{bin_dir := BinDir}, [Name | Args]) ->
     {0, Output} = collect(Port, <<>>),
     Words = string:lexemes(binary_to_list(Output), " \n"),
     maps:from_list(pairs(Words)).
+
+%% The same, left running: stopped with helper_stop/1.
+-spec helper_start(ctx(), [string()]) -> port().
+helper_start(#{bin_dir := BinDir}, [Name | Args]) ->
+    open_port({spawn_executable, filename:join(BinDir, Name)}, [{args, Args}, exit_status, binary, stderr_to_stdout]).
+
+helper_stop(Port) ->
+    {os_pid, OsPid} = erlang:port_info(Port, os_pid),
+    os:cmd("kill " ++ integer_to_list(OsPid)),
+    {_Status, _Output} = collect(Port, <<>>),
+    ok.
 
 pairs([Key, Value | Rest]) -> [{Key, Value} | pairs(Rest)];
 pairs([]) -> [].

@@ -24,7 +24,8 @@ run(Ctx) ->
     Calls = erh_bench:scaled(Ctx, ?CALLS) div ?CALLERS * ?CALLERS,
     Clock = timed_run(nothing, Calls),
     First = (measure(Ctx, down, publish, Calls))#{fresh_memory => true},
-    Runs = [First | [measure(Ctx, Broker, Kind, Calls) || Broker <- [up, down], Kind <- ?KINDS]],
+    Runs = [First | [measure(Ctx, Broker, Kind, Calls) || Broker <- [up, down], Kind <- ?KINDS]]
+        ++ beside_load(Ctx, fun() -> [(measure(Ctx, down, Kind, Calls))#{busy => true} || Kind <- ?KINDS] end),
     #{tables => [#{title => "Hook cost (ns per call)",
                    columns => ["callback", "RabbitMQ", "calls", "p50", "p99", "p999", "calls/s",
                                "scheduler use"],
@@ -32,7 +33,10 @@ run(Ctx) ->
                    notes => [io_lib:format("~b processes call at once on ~b schedulers; ~b-byte payload; "
                                            "each timing includes two clock reads (first row). "
                                            "Down: the plugin's server is a port with no listener, "
-                                           "as when the broker is stopped.",
+                                           "as when the broker is stopped. Down, RabbitMQ busy: the same "
+                                           "while rabbitmq-c alone (raw_publish) keeps the bench's RabbitMQ "
+                                           "as busy as the plugin does when up, so the calls share the "
+                                           "cores with RabbitMQ but the plugin sends nothing.",
                                            [?CALLERS, erlang:system_info(schedulers), ?PAYLOAD])]}],
       data => #{hook => [[label(Run), P50, P99, P999] || Run = #{p := [P50, P99, P999]} <- Runs]}}.
 
@@ -49,6 +53,27 @@ measure(Ctx = #{rabbit := Rabbit}, Broker, Kind, Calls) ->
     Broker =:= up andalso erh_bench:delete_queue(Rabbit, Queue),
     {Calls, 0} = {Received, Dropped},
     Run#{broker => Broker}.
+
+%% Run Fun while rabbitmq-c publishes into the bench's RabbitMQ as fast as it confirms; it has
+%% started publishing when Fun starts.
+beside_load(Ctx = #{rabbit := Rabbit}, Fun) ->
+    Queue = <<"bench.load">>,
+    Load = erh_bench:helper_start(Ctx, ["raw_publish", "127.0.0.1", integer_to_list(erh_test_rabbit:port(Rabbit)),
+                                        "bench.load", binary_to_list(Queue), "1000000000", integer_to_list(?PAYLOAD),
+                                        "1000", "bare", "lazy"]),
+    try
+        erh_bench:wait_until(fun() -> has_messages(Rabbit, Queue) end, 30000),
+        Fun()
+    after
+        erh_bench:helper_stop(Load),
+        erh_bench:delete_queue(Rabbit, Queue)
+    end.
+
+%% False until raw_publish has declared the queue and put a message in it.
+has_messages(Rabbit, Queue) ->
+    try erh_test_rabbit:queue_length(Rabbit, Queue) > 0
+    catch exit:_NotFound -> false
+    end.
 
 %% Calls callbacks of Kind from ?CALLERS processes; percentiles, rate and scheduler use.
 timed_run(Kind, Calls) ->
@@ -112,6 +137,7 @@ callback(#{kind := disconnected}) -> "on_client_disconnected";
 callback(#{kind := nothing}) -> "(clock reads only)".
 
 broker(#{fresh_memory := true}) -> "down, fresh memory";
+broker(#{busy := true}) -> "down, RabbitMQ busy";
 broker(#{broker := Broker}) -> atom_to_list(Broker);
 broker(#{}) -> "-".
 
