@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "erh_base64.h"
+#include "erh_int_text.h"
 #include "erh_utf8.h"
 
 /* The object is written straight into out, field after field. Helpers do nothing once a step
@@ -133,25 +134,10 @@ static void put_text(writer *w, const char *key, erh_bytes text)
     append_text(w, text);
 }
 
-/* Two digits per division, from the last: no snprintf, its locale and its format parsing. */
 static void put_int(writer *w, const char *key, int64_t value)
 {
-    static const char pairs[] = "0001020304050607080910111213141516171819"
-                                "2021222324252627282930313233343536373839"
-                                "4041424344454647484950515253545556575859"
-                                "6061626364656667686970717273747576777879"
-                                "8081828384858687888990919293949596979899";
-    char text[20]; /* "-9223372036854775808" */
-    char *at = text + sizeof text;
-    uint64_t magnitude = value < 0 ? 0 - (uint64_t)value : (uint64_t)value;
-    for (; magnitude >= 100; magnitude /= 100)
-        memcpy(at -= 2, pairs + magnitude % 100 * 2, 2);
-    if (magnitude >= 10)
-        memcpy(at -= 2, pairs + magnitude * 2, 2);
-    else
-        *--at = (char)('0' + magnitude);
-    if (value < 0)
-        *--at = '-';
+    char text[ERH_INT_TEXT_MAX];
+    char *at = erh_int_text(value, text + sizeof text);
     put_key(w, key);
     append(w, at, (size_t)(text + sizeof text - at));
 }

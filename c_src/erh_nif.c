@@ -23,7 +23,6 @@
 #include <arpa/inet.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -31,6 +30,7 @@
 
 #include "erh_config.h"
 #include "erh_event.h"
+#include "erh_int_text.h"
 #include "erh_nif_atoms.h"
 #include "erh_nif_config.h"
 #include "erh_presence.h"
@@ -262,6 +262,20 @@ static bool get_i32(ErlNifEnv *env, ERL_NIF_TERM term, int32_t *out)
     return true;
 }
 
+/* inet_ntop writes a dotted quad with sprintf; this is the same text without the format parsing. */
+static size_t write_ipv4(const unsigned char addr[4], char *text)
+{
+    char *at = text;
+    for (int i = 0; i < 4; i++) {
+        char digits[ERH_INT_TEXT_MAX];
+        char *end = digits + sizeof digits, *start = erh_int_text(addr[i], end);
+        memcpy(at, start, (size_t)(end - start));
+        at += end - start;
+        *at++ = i < 3 ? '.' : '\0';
+    }
+    return (size_t)(at - text - 1);
+}
+
 /* EMQX gives peer addresses as inet tuples: {A,B,C,D} or eight 16-bit groups. A binary is taken
  * as already written out; undefined stays absent. */
 static bool get_ip(ErlNifEnv *env, const erh_atoms *atoms, ERL_NIF_TERM term, char text[INET6_ADDRSTRLEN],
@@ -283,7 +297,11 @@ static bool get_ip(ErlNifEnv *env, const erh_atoms *atoms, ERL_NIF_TERM term, ch
             addr[2 * i] = (unsigned char)(part >> 8);
         addr[width * i + width - 1] = (unsigned char)part;
     }
-    if (!inet_ntop(width == 1 ? AF_INET : AF_INET6, addr, text, INET6_ADDRSTRLEN))
+    if (width == 1) {
+        *out = (erh_bytes){text, write_ipv4(addr, text)};
+        return true;
+    }
+    if (!inet_ntop(AF_INET6, addr, text, INET6_ADDRSTRLEN))
         return false;
     *out = (erh_bytes){text, strlen(text)};
     return true;
@@ -292,16 +310,39 @@ static bool get_ip(ErlNifEnv *env, const erh_atoms *atoms, ERL_NIF_TERM term, ch
 /* Scratch space for the text the glue makes itself before the event copies it. */
 typedef struct submit_text {
     char ip[INET6_ADDRSTRLEN];
+    char pid[64];
     char conn_id[512];
     char msg_id[129];
 } submit_text;
 
-/* conn_id names one connection: node, channel process and connect time. */
+/* The channel pid, written as pid_to_list/1 writes it: "<0.4711.0>". Written here rather than by
+ * the hook, which would build a list and a binary on the channel process's heap for it. */
+static bool get_pid(ErlNifEnv *env, ERL_NIF_TERM term, submit_text *text, erh_bytes *out)
+{
+    if (!enif_is_pid(env, term))
+        return false;
+    int len = enif_snprintf(text->pid, sizeof text->pid, "%T", term);
+    if (len <= 0 || len >= (int)sizeof text->pid)
+        return false;
+    *out = (erh_bytes){text->pid, (size_t)len};
+    return true;
+}
+
+/* conn_id names one connection: node, channel process and connect time, "Node/Pid/ConnectedAt";
+ * cut at the buffer's end. */
 static erh_bytes make_conn_id(const erh_instance *inst, erh_bytes pid, int64_t connected_at, submit_text *text)
 {
-    int len = snprintf(text->conn_id, sizeof text->conn_id, "%s/%.*s/%lld", inst->config.node,
-                       (int)(pid.len < 64 ? pid.len : 64), pid.data, (long long)connected_at);
-    return (erh_bytes){text->conn_id, len < (int)sizeof text->conn_id ? (size_t)len : sizeof text->conn_id - 1};
+    char digits[ERH_INT_TEXT_MAX];
+    char *digits_end = digits + sizeof digits, *number = erh_int_text(connected_at, digits_end);
+    const erh_bytes parts[] = {{inst->config.node, strlen(inst->config.node)}, {"/", 1}, pid, {"/", 1},
+                               {number, (size_t)(digits_end - number)}};
+    size_t len = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        size_t n = parts[i].len < sizeof text->conn_id - len ? parts[i].len : sizeof text->conn_id - len;
+        memcpy(text->conn_id + len, parts[i].data, n);
+        len += n;
+    }
+    return (erh_bytes){text->conn_id, len};
 }
 
 /* {connected, ClientId, Username, PeerHost, PeerPort, Keepalive, ProtoName, ProtoVer, CleanStart,
@@ -315,7 +356,7 @@ static bool decode_connected(ErlNifEnv *env, const erh_atoms *atoms, const erh_i
         !get_ip(env, atoms, t[3], text->ip, &f[ERH_F_IPADDRESS]) || !get_i32(env, t[4], &ev->peerport) ||
         !get_i32(env, t[5], &ev->keepalive) || !get_optional_bytes(env, atoms, t[6], &f[ERH_F_PROTO_NAME]) ||
         !get_i32(env, t[7], &ev->proto_ver) || !get_bool(atoms, t[8], &ev->clean_start) ||
-        !get_i64(env, t[9], &ev->connected_at) || !get_bytes(env, t[10], &pid))
+        !get_i64(env, t[9], &ev->connected_at) || !get_pid(env, t[10], text, &pid))
         return false;
     f[ERH_F_CONN_ID] = make_conn_id(inst, pid, ev->connected_at, text);
     ev->timestamp = ev->connected_at;
@@ -331,7 +372,7 @@ static bool decode_disconnected(ErlNifEnv *env, const erh_atoms *atoms, const er
         !get_optional_bytes(env, atoms, t[2], &f[ERH_F_USERNAME]) ||
         !get_ip(env, atoms, t[3], text->ip, &f[ERH_F_IPADDRESS]) || !get_bytes(env, t[4], &f[ERH_F_REASON]) ||
         !get_i64(env, t[5], &ev->connected_at) || !get_i64(env, t[6], &ev->disconnected_at) ||
-        !get_bytes(env, t[7], &pid))
+        !get_pid(env, t[7], text, &pid))
         return false;
     f[ERH_F_CONN_ID] = make_conn_id(inst, pid, ev->connected_at, text);
     ev->timestamp = ev->disconnected_at;

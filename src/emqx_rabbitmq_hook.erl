@@ -149,7 +149,7 @@ on_client_disconnected(ClientInfo, Reason, ConnInfo, _Env) ->
     submit(fun() -> disconnected_event(ClientInfo, Reason, ConnInfo, self()) end).
 
 %% The flat tuples the NIF takes. Pid is the channel process (the hooks run in it), which names
-%% the connection on its node.
+%% the connection on its node; the NIF writes it out as pid_to_list/1 does.
 connected_event(ClientInfo, ConnInfo, Pid) ->
     {connected,
      clientid(ClientInfo, ConnInfo),
@@ -161,7 +161,7 @@ connected_event(ClientInfo, ConnInfo, Pid) ->
      maps:get(proto_ver, ConnInfo, 4),
      maps:get(clean_start, ConnInfo, true),
      maps:get(connected_at, ConnInfo, now_ms()),
-     conn_pid(Pid)}.
+     Pid}.
 
 disconnected_event(ClientInfo, Reason, ConnInfo, Pid) ->
     {disconnected,
@@ -171,7 +171,7 @@ disconnected_event(ClientInfo, Reason, ConnInfo, Pid) ->
      reason(Reason),
      maps:get(connected_at, ConnInfo, 0),
      maps:get(disconnected_at, ConnInfo, now_ms()),
-     conn_pid(Pid)}.
+     Pid}.
 
 %% #message{id, qos, from, flags, headers, topic, payload, timestamp} in EMQX 4, with `extra`
 %% appended in EMQX 5: read by position so one build serves both.
@@ -242,9 +242,6 @@ peerhost(_ClientInfo, _ConnInfo) -> undefined.
 
 peerport(#{peername := {_, Port}}) -> Port;
 peerport(_ConnInfo) -> 0.
-
-conn_pid(Pid) ->
-    list_to_binary(pid_to_list(Pid)).
 
 now_ms() ->
     erlang:system_time(millisecond).

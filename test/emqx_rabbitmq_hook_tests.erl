@@ -21,6 +21,7 @@ tests() ->
     [fun connected_event_from_emqx4_has_every_field_and_property/1,
      fun connected_event_from_emqx5_has_every_field/1,
      fun disconnected_event_renders_every_reason_shape/1,
+     fun peer_addresses_are_written_as_inet_writes_them/1,
      fun publish_event_from_emqx4_and_emqx5_records/1,
      fun absent_username_becomes_null/1,
      fun non_utf8_payload_arrives_base64/1,
@@ -129,6 +130,16 @@ disconnected_event_renders_every_reason_shape(Ctx0) ->
                    <<"seq">> => 1}, J1),
     ?assertEqual(<<"client.disconnected">>, Key),
     ?assertMatch(#{type := <<"client.disconnected">>, timestamp := 1700000009, delivery_mode := 2}, P1).
+
+peer_addresses_are_written_as_inet_writes_them(Ctx0) ->
+    Ctx = start(Ctx0),
+    Hosts = [{0, 0, 0, 0}, {255, 255, 255, 255}, {10, 0, 100, 9}, {0, 0, 0, 0, 0, 0, 0, 1},
+             {16#fe80, 0, 0, 0, 16#abcd, 0, 0, 1}, {0, 0, 0, 0, 0, 16#ffff, 16#c0a8, 1}],
+    [ok = emqx_rabbitmq_hook:on_client_connected((clientinfo(emqx5, <<"dev-ip">>, <<"u">>))#{peerhost => Host},
+                                                 conninfo(emqx5, <<"dev-ip">>, <<"u">>, 1700000000001), [])
+     || Host <- Hosts],
+    ?assertEqual([list_to_binary(inet:ntoa(Host)) || Host <- Hosts],
+                 [maps:get(<<"ipaddress">>, J) || #{json := J} <- receive_json(Ctx, length(Hosts))]).
 
 publish_event_from_emqx4_and_emqx5_records(Ctx0) ->
     Ctx = start(Ctx0),
