@@ -33,6 +33,7 @@
 #include "erh_int_text.h"
 #include "erh_nif_atoms.h"
 #include "erh_nif_config.h"
+#include "erh_nif_terms.h"
 #include "erh_presence.h"
 #include "erh_publisher.h"
 #include "erh_stats.h"
@@ -196,7 +197,7 @@ static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     /* A reason in words where there is one (the spool folder's), else the status. */
     ERL_NIF_TERM reason = status_atom(atoms, st);
     if (errstr[0])
-        memcpy(enif_make_new_binary(env, strlen(errstr), &reason), errstr, strlen(errstr));
+        reason = erh_text_term(env, errstr);
     ERL_NIF_TERM result = st == ERH_OK ? enif_make_tuple2(env, atoms->ok, enif_make_resource(env, inst))
                                        : error_tuple(env, atoms, enif_make_tuple2(env, bad_key, reason));
     enif_release_resource(inst); /* the handle term holds the only reference; the destructor joins */
@@ -524,10 +525,7 @@ static ERL_NIF_TERM connection_info(ErlNifEnv *env, const erh_atoms *atoms, cons
                                     erh_publisher *p)
 {
     ERL_NIF_TERM state_atom = link_state_atom(atoms, atomic_load(&p->link_state));
-    char text[300];
-    size_t len = erh_server_format(&inst->config.servers[atomic_load(&p->current_server)], text, sizeof text);
-    ERL_NIF_TERM server_bin;
-    memcpy(enif_make_new_binary(env, len, &server_bin), text, len);
+    ERL_NIF_TERM server_bin = erh_server_term(env, &inst->config.servers[atomic_load(&p->current_server)]);
     ERL_NIF_TERM keys[] = {atoms->state, atoms->server, atoms->queue_depth, atoms->spool_bytes, atoms->spool_events};
     ERL_NIF_TERM values[] = {state_atom, server_bin, enif_make_uint64(env, erh_publisher_depth(p)),
                              enif_make_uint64(env, atomic_load(&p->spool_bytes)),
@@ -597,20 +595,11 @@ typedef struct pair_list {
     ERL_NIF_TERM list;
 } pair_list;
 
-static ERL_NIF_TERM bytes_term(ErlNifEnv *env, erh_bytes bytes)
-{
-    ERL_NIF_TERM term;
-    unsigned char *out = enif_make_new_binary(env, bytes.len, &term);
-    if (bytes.len)
-        memcpy(out, bytes.data, bytes.len);
-    return term;
-}
-
 static void add_pair(void *ctx, erh_bytes field, erh_bytes value)
 {
     pair_list *pairs = ctx;
     ErlNifEnv *env = pairs->env;
-    pairs->list = enif_make_list_cell(env, enif_make_tuple2(env, bytes_term(env, field), bytes_term(env, value)),
+    pairs->list = enif_make_list_cell(env, enif_make_tuple2(env, erh_binary_term(env, field), erh_binary_term(env, value)),
                                       pairs->list);
 }
 
@@ -632,7 +621,7 @@ static ERL_NIF_TERM nif_presence(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     char errstr[256];
     if (erh_presence_reader_get(&inst->presence->reader, clientid, add_pair, &pairs, errstr, sizeof errstr) != ERH_OK)
         return error_tuple(env, atoms, enif_make_tuple2(env, atoms->redis,
-                                                        bytes_term(env, (erh_bytes){errstr, strlen(errstr)})));
+                                                        erh_text_term(env, errstr)));
     return enif_make_tuple2(env, atoms->ok, pairs.list);
 }
 

@@ -6,6 +6,7 @@
 
 #include <hiredis.h>
 
+#include "erh_nif_terms.h"
 #include "erh_publisher.h"
 #include "erh_scripts.h"
 #include "erh_thread.h"
@@ -27,24 +28,14 @@ static void notify(erh_presence *p, ERL_NIF_TERM info)
     enif_clear_env(env);
 }
 
-static ERL_NIF_TERM text_term(ErlNifEnv *env, const char *text)
-{
-    ERL_NIF_TERM term;
-    size_t len = strlen(text);
-    memcpy(enif_make_new_binary(env, len, &term), text, len);
-    return term;
-}
-
 static ERL_NIF_TERM server_term(erh_presence *p)
 {
-    char text[300];
-    erh_server_format(&p->config->redis_server, text, sizeof text);
-    return text_term(p->msg_env, text);
+    return erh_server_term(p->msg_env, &p->config->redis_server);
 }
 
 static void notify_link(erh_presence *p, ERL_NIF_TERM what)
 {
-    notify(p, enif_make_tuple3(p->msg_env, what, server_term(p), text_term(p->msg_env, p->redis.errstr)));
+    notify(p, enif_make_tuple3(p->msg_env, what, server_term(p), erh_text_term(p->msg_env, p->redis.errstr)));
 }
 
 /* ---- submit side ---- */
@@ -87,7 +78,7 @@ static void count_reply(erh_presence *p, const redisReply *reply, bool from_queu
 {
     if (erh_redis_is_error(reply)) {
         erh_stats_add(p->stats, ERH_C_PRESENCE_ERRORS, 1);
-        notify(p, enif_make_tuple2(p->msg_env, p->atoms.redis_error, text_term(p->msg_env, reply->str)));
+        notify(p, enif_make_tuple2(p->msg_env, p->atoms.redis_error, erh_text_term(p->msg_env, reply->str)));
     } else if (!from_queue) {
         erh_stats_add(p->stats, ERH_C_PRESENCE_REWRITTEN, 1);
     } else {

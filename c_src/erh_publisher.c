@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "erh_json.h"
+#include "erh_nif_terms.h"
 #include "erh_routing.h"
 #include "erh_thread.h"
 
@@ -32,20 +33,6 @@ int64_t erh_monotonic_ms(void)
 
 /* ---- messages to the owner process ---- */
 
-static ERL_NIF_TERM make_binary(ErlNifEnv *env, const char *data, size_t len)
-{
-    ERL_NIF_TERM term;
-    unsigned char *out = enif_make_new_binary(env, len, &term);
-    if (len)
-        memcpy(out, data, len);
-    return term;
-}
-
-static ERL_NIF_TERM make_cstring(ErlNifEnv *env, const char *text)
-{
-    return make_binary(env, text, strlen(text));
-}
-
 static void notify(erh_publisher *p, ERL_NIF_TERM info)
 {
     ErlNifEnv *env = p->msg_env;
@@ -56,16 +43,20 @@ static void notify(erh_publisher *p, ERL_NIF_TERM info)
 
 static ERL_NIF_TERM server_term(erh_publisher *p, unsigned server)
 {
-    char text[300];
-    size_t len = erh_server_format(&p->shared->config->servers[server], text, sizeof text);
-    return make_binary(p->msg_env, text, len);
+    return erh_server_term(p->msg_env, &p->shared->config->servers[server]);
+}
+
+/* {What, Server, Reason}: the connection to a server failed or was lost, in the connection's words. */
+static void notify_link(erh_publisher *p, ERL_NIF_TERM what, unsigned server)
+{
+    notify(p, enif_make_tuple3(p->msg_env, what, server_term(p, server), erh_text_term(p->msg_env, p->amqp.errstr)));
 }
 
 /* A spool operation failed: counted, and reported with the spool's own words. */
 static void spool_failed(erh_publisher *p)
 {
     erh_stats_add(p->shared->stats, ERH_C_SPOOL_ERRORS, 1);
-    notify(p, enif_make_tuple2(p->msg_env, p->shared->atoms.spool_failed, make_cstring(p->msg_env, p->spool.errstr)));
+    notify(p, enif_make_tuple2(p->msg_env, p->shared->atoms.spool_failed, erh_text_term(p->msg_env, p->spool.errstr)));
 }
 
 /* ---- lists of events ---- */
@@ -80,23 +71,27 @@ static void list_append(erh_event **head, erh_event **tail, erh_event *event)
     *tail = event;
 }
 
-/* Put list (head..tail, in order) in front of the ready list: it is sent again first. */
-static void ready_prepend(erh_publisher *p, erh_event *head, erh_event *tail)
+/* Put list, in order and as never sent (no delivery tag), in front of the ready list: it is sent
+ * again first. */
+static void ready_prepend(erh_publisher *p, erh_event *list)
 {
-    if (!head)
+    erh_event *tail = NULL;
+    for (erh_event *event = list; event; event = event->next) {
+        event->delivery_tag = 0;
+        tail = event;
+    }
+    if (!tail)
         return;
     tail->next = p->ready_head;
     if (!p->ready_head)
         p->ready_tail = tail;
-    p->ready_head = head;
+    p->ready_head = list;
 }
 
 static void window_to_ready(erh_publisher *p)
 {
     erh_stats_add(p->shared->stats, ERH_C_RETRIED, p->inflight_count);
-    for (erh_event *event = p->inflight_head; event; event = event->next)
-        event->delivery_tag = 0;
-    ready_prepend(p, p->inflight_head, p->inflight_tail);
+    ready_prepend(p, p->inflight_head);
     p->inflight_head = p->inflight_tail = NULL;
     p->inflight_count = 0;
 }
@@ -197,7 +192,7 @@ static bool spool_unread(const erh_publisher *p)
 /* ---- confirms ---- */
 
 /* Detach the events a confirm names: all up to tag when multiple, else the one with tag. */
-static erh_event *take_confirmed(erh_publisher *p, uint64_t tag, bool multiple, erh_event **tail, size_t *count)
+static erh_event *take_confirmed(erh_publisher *p, uint64_t tag, bool multiple, size_t *count)
 {
     erh_event *taken_head = NULL, *taken_tail = NULL;
     erh_event **link = &p->inflight_head;
@@ -217,7 +212,6 @@ static erh_event *take_confirmed(erh_publisher *p, uint64_t tag, bool multiple, 
         }
     }
     p->inflight_count -= *count;
-    *tail = taken_tail;
     return taken_head;
 }
 
@@ -238,9 +232,8 @@ static bool send_to_unroutable(erh_publisher *p, erh_event *event)
 static void on_ack(void *ctx, uint64_t tag, bool multiple)
 {
     erh_publisher *p = ctx;
-    erh_event *tail;
     size_t count, rerouted = 0;
-    erh_event *event = take_confirmed(p, tag, multiple, &tail, &count);
+    erh_event *event = take_confirmed(p, tag, multiple, &count);
     while (event) {
         erh_event *next = event->next;
         if (send_to_unroutable(p, event)) {
@@ -261,12 +254,8 @@ static void on_ack(void *ctx, uint64_t tag, bool multiple)
 static void on_nack(void *ctx, uint64_t tag, bool multiple)
 {
     erh_publisher *p = ctx;
-    erh_event *tail;
     size_t count;
-    erh_event *head = take_confirmed(p, tag, multiple, &tail, &count);
-    for (erh_event *event = head; event; event = event->next)
-        event->delivery_tag = 0;
-    ready_prepend(p, head, tail);
+    ready_prepend(p, take_confirmed(p, tag, multiple, &count));
     erh_stats_add(p->shared->stats, ERH_C_NACKED, count);
     erh_stats_add(p->shared->stats, ERH_C_RETRIED, count);
 }
@@ -295,18 +284,16 @@ static void on_return(void *ctx, erh_bytes routing_key, erh_bytes returned_id, e
         }
     }
     ErlNifEnv *env = p->msg_env;
-    notify(p, enif_make_tuple4(env, p->shared->atoms.returned, make_binary(env, routing_key.data, routing_key.len),
-                               make_binary(env, returned_id.data, returned_id.len),
-                               make_binary(env, reply_text.data, reply_text.len)));
+    notify(p, enif_make_tuple4(env, p->shared->atoms.returned, erh_binary_term(env, routing_key),
+                               erh_binary_term(env, returned_id),
+                               erh_binary_term(env, reply_text)));
 }
 
 /* ---- the connection ---- */
 
 static void lose_connection(erh_publisher *p)
 {
-    ErlNifEnv *env = p->msg_env;
-    notify(p, enif_make_tuple3(env, p->shared->atoms.disconnected, server_term(p, atomic_load(&p->current_server)),
-                               make_cstring(env, p->amqp.errstr)));
+    notify_link(p, p->shared->atoms.disconnected, atomic_load(&p->current_server));
     erh_amqp_close(&p->amqp, false);
     p->connected = false;
     atomic_store(&p->link_state, ERH_LINK_CONNECTING);
@@ -321,11 +308,9 @@ static void try_connect(erh_publisher *p)
     p->next_server = (p->next_server + 1) % (unsigned)config->n_servers;
     atomic_store(&p->current_server, server);
     erh_status st = erh_amqp_connect(&p->amqp, config, &config->servers[server]);
-    ErlNifEnv *env = p->msg_env;
     if (st != ERH_OK) {
         erh_stats_add(p->shared->stats, ERH_C_CONNECT_FAILURES, 1);
-        notify(p, enif_make_tuple3(env, p->shared->atoms.connect_failed, server_term(p, server),
-                                   make_cstring(env, p->amqp.errstr)));
+        notify_link(p, p->shared->atoms.connect_failed, server);
         p->next_connect_ms = erh_monotonic_ms() + erh_backoff_next(&p->backoff);
         return;
     }
@@ -336,7 +321,7 @@ static void try_connect(erh_publisher *p)
     p->next_server = server; /* stay on the server that works */
     erh_backoff_reset(&p->backoff);
     atomic_store(&p->link_state, ERH_LINK_CONNECTED);
-    notify(p, enif_make_tuple2(env, p->shared->atoms.connected, server_term(p, server)));
+    notify(p, enif_make_tuple2(p->msg_env, p->shared->atoms.connected, server_term(p, server)));
 }
 
 /* ---- publishing ---- */
@@ -414,7 +399,7 @@ static erh_status publish_event(erh_publisher *p)
     if (st == ERH_ERR_ENCODE) {
         erh_stats_add(p->shared->stats, ERH_C_ENCODE_ERRORS, 1);
         notify(p, enif_make_tuple2(p->msg_env, p->shared->atoms.encode_failed,
-                                   make_cstring(p->msg_env, erh_event_name(event->type))));
+                                   erh_text_term(p->msg_env, erh_event_name(event->type))));
     }
     if (st != ERH_OK)
         return st;
