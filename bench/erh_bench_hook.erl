@@ -2,10 +2,12 @@
 %% processes at once, with RabbitMQ up (publishers busy sending what the calls queue) and down
 %% (everything buffered). The buffer holds every call of a run, so each call takes the accept path.
 %%
-%% The first run of the node fills memory the process never touched: the kernel faults each new
-%% page in (here about 2.5 µs per 4 KB, so one publish event in eight pays it). It is shown as its
-%% own row; the other runs reuse the memory it freed, as in a node that has been running a while.
-%% This section runs first for that reason.
+%% Events are cut from memory the plugin's arena thread has already touched (c_src/erh_arena.h), so
+%% a call pays no page fault while that thread keeps up. Flat out, publish calls fill memory faster
+%% than it does (over a gigabyte a second), and the calls beyond it take their memory from malloc:
+%% in the node's first run that memory is new, and the kernel faults each page in (here about
+%% 2.5 µs per 4 KB). That run is shown as its own row; later runs get back what malloc kept, as
+%% in a node that has been running a while. This section runs first for that reason.
 -module(erh_bench_hook).
 
 -behaviour(erh_bench).

@@ -13,41 +13,62 @@
 #define FLAG_DEAD_LETTER 4
 #define FLAG_PAYLOAD_OMITTED 8
 
-erh_event *erh_event_new(const erh_event *proto)
+/* The bytes an event with proto's fields takes, or 0 when that does not fit in a size_t. */
+static size_t event_bytes(const erh_event *proto)
 {
-    const erh_bytes *field = proto->field;
-    size_t total = 0;
+    size_t total = sizeof(erh_event);
     for (int i = 0; i < ERH_F__COUNT; i++) {
-        if (field[i].len > SIZE_MAX - total - 1)
-            return NULL;
-        total += field[i].len + 1; /* keep a NUL after each field for C-string consumers */
+        if (proto->field[i].len > SIZE_MAX - total - 1)
+            return 0;
+        total += proto->field[i].len + 1; /* keep a NUL after each field for C-string consumers */
     }
-    if (total > SIZE_MAX - sizeof(erh_event))
-        return NULL;
-    erh_event *event = malloc(sizeof(erh_event) + total);
-    if (!event)
-        return NULL;
+    return total;
+}
+
+/* Build the event in memory of event_bytes(proto) bytes. */
+static erh_event *event_build(void *memory, erh_arena_chunk *chunk, const erh_event *proto)
+{
+    erh_event *event = memory;
     *event = *proto;
     event->next = NULL;
+    event->chunk = chunk;
     char *at = event->storage;
     for (int i = 0; i < ERH_F__COUNT; i++) {
-        if (!field[i].data) {
+        const erh_bytes *field = &proto->field[i];
+        if (!field->data) {
             event->field[i] = (erh_bytes){0};
             continue;
         }
-        if (field[i].len)
-            memcpy(at, field[i].data, field[i].len);
-        at[field[i].len] = '\0';
-        event->field[i].data = at;
-        event->field[i].len = field[i].len;
-        at += field[i].len + 1;
+        if (field->len)
+            memcpy(at, field->data, field->len);
+        at[field->len] = '\0';
+        event->field[i] = (erh_bytes){.data = at, .len = field->len};
+        at += field->len + 1;
     }
     return event;
 }
 
+erh_event *erh_event_new(const erh_event *proto)
+{
+    size_t bytes = event_bytes(proto);
+    void *memory = bytes ? malloc(bytes) : NULL;
+    return memory ? event_build(memory, NULL, proto) : NULL;
+}
+
+erh_event *erh_event_new_in(erh_arena *arena, const erh_event *proto)
+{
+    size_t bytes = event_bytes(proto);
+    erh_arena_chunk *chunk = NULL;
+    void *memory = bytes ? erh_arena_alloc(arena, bytes, &chunk) : NULL;
+    return memory ? event_build(memory, chunk, proto) : NULL;
+}
+
 void erh_event_free(erh_event *event)
 {
-    free(event);
+    if (event && event->chunk)
+        erh_arena_release(event->chunk);
+    else
+        free(event);
 }
 
 size_t erh_event_list_free(erh_event *head)
@@ -55,7 +76,7 @@ size_t erh_event_list_free(erh_event *head)
     size_t n = 0;
     while (head) {
         erh_event *next = head->next;
-        free(head);
+        erh_event_free(head);
         head = next;
         n++;
     }

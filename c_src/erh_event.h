@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "erh_arena.h"
 #include "erh_buf.h"
 
 typedef enum erh_event_type {
@@ -30,6 +31,7 @@ typedef enum erh_field {
 
 typedef struct erh_event {
     struct erh_event *next; /* link in whichever queue holds the event */
+    erh_arena_chunk *chunk; /* where its memory comes from; NULL: malloc */
     erh_event_type type;
     uint64_t seq;           /* per-instance sequence number, stamped on submit */
     uint64_t boot_id;       /* the instance that accepted it: with seq and the node, its message_id */
@@ -62,6 +64,8 @@ typedef struct erh_event {
 /* A new event with proto's values and copies of the bytes its fields borrow (absent fields stay
  * absent), all in one allocation; NULL when out of memory. */
 erh_event *erh_event_new(const erh_event *proto);
+/* The same, in memory from arena: for events made on the VM's schedulers. */
+erh_event *erh_event_new_in(erh_arena *arena, const erh_event *proto);
 void erh_event_free(erh_event *event);
 /* Free a NULL-terminated list linked by next; returns how many events it held. */
 size_t erh_event_list_free(erh_event *head);

@@ -3,8 +3,9 @@
  * Who owns what:
  * - An instance (the resource behind the handle that start/1 returns) owns its configuration,
  *   its counters and one publisher per configured connection.
- * - submit/2 runs on the caller's scheduler: it checks, filters, copies the event into one malloc'd
- *   record and pushes it onto a publisher's bounded queue. No I/O, no encoding, no waiting.
+ * - submit/2 runs on the caller's scheduler: it checks, filters, copies the event into one record
+ *   cut from the instance's arena (erh_arena.h: no page fault) and pushes it onto a publisher's
+ *   bounded queue. No I/O, no encoding, no waiting.
  * - Each publisher thread owns its AMQP connection and every event it has taken from its queue.
  * - With presence on, the instance also owns a presence object (erh_presence.h): its thread owns one
  *   Redis connection; submit/2 feeds it connected/disconnected events, whatever `events` says;
@@ -48,6 +49,7 @@ typedef struct erh_instance {
     erh_config config;
     erh_stats stats;
     erh_shared shared;
+    erh_arena arena; /* the memory of the events submit makes for the publishers */
     erh_publisher *publishers;
     unsigned n_publishers; /* initialised, so safe to destroy */
     erh_presence *presence; /* NULL when presence is off */
@@ -94,6 +96,7 @@ static void instance_dtor(ErlNifEnv *env, void *obj)
     for (unsigned i = 0; i < inst->n_publishers; i++)
         erh_publisher_destroy(&inst->publishers[i]);
     free(inst->publishers);
+    erh_arena_destroy(&inst->arena); /* after the publishers: they held the last events */
     erh_presence_destroy(inst->presence);
     erh_config_free(&inst->config);
 }
@@ -115,6 +118,9 @@ static erh_status start_publishers(erh_instance *inst, const erh_atoms *atoms, E
     unsigned n = inst->config.publishers;
     size_t capacity = (inst->config.buffer_events + n - 1) / n;
     *bad_key = atoms->publishers;
+    erh_status arena_st = erh_arena_init(&inst->arena);
+    if (arena_st != ERH_OK)
+        return arena_st;
     inst->publishers = calloc(n, sizeof(erh_publisher));
     if (!inst->publishers)
         return ERH_ERR_NOMEM;
@@ -504,7 +510,7 @@ static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     }
     if (proto.payload_omitted)
         erh_stats_add(&inst->stats, ERH_C_PAYLOADS_OMITTED, 1);
-    erh_event *event = erh_event_new(&proto);
+    erh_event *event = erh_event_new_in(&inst->arena, &proto);
     if (!event) {
         erh_stats_add(&inst->stats, ERH_C_DROPPED, 1);
         return error_tuple(env, atoms, atoms->enomem);

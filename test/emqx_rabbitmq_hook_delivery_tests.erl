@@ -21,7 +21,8 @@ tests() ->
      fun a_silent_broker_is_noticed_by_heartbeats/1,
      fun unroutable_messages_are_kept_in_the_unroutable_queue/1,
      fun spool_folders_no_publisher_reads_are_named_at_start/1,
-     fun hook_calls_cost_the_same_with_rabbitmq_down/1].
+     fun hook_calls_cost_the_same_with_rabbitmq_down/1,
+     fun hook_calls_take_no_page_fault_while_the_buffer_grows/1].
 
 run(Test, Rabbit) ->
     Unique = integer_to_binary(erlang:unique_integer([positive])),
@@ -271,3 +272,37 @@ hook_calls_cost_the_same_with_rabbitmq_down(Ctx = #{rabbit := Rabbit}) ->
     report("~b hook calls: ~b us with RabbitMQ up, ~b us with it down", [Calls, Up, Down]),
     %% Loose: a shared machine is noisy; a call that waited on the broker would cost milliseconds.
     ?assert(Down < 3 * Up + 500000).
+
+%% RabbitMQ unreachable and no spool: every event stays in memory, in pages never used before.
+%% Writing such a page faults, a few microseconds each on a virtual machine; the arena's filler
+%% thread has written them before the hook calls cut events from them.
+hook_calls_take_no_page_fault_while_the_buffer_grows(Ctx) ->
+    Dead = "127.0.0.1:" ++ integer_to_list(erh_test_rabbit:free_port()),
+    start(Ctx, [{servers, [Dead]}, {spool_max_bytes, 0}, {buffer_events, 100000}]),
+    Msg = message(emqx5, <<"faults">>, <<"u">>, <<"t">>, binary:copy(<<"x">>, 1000)),
+    Batches = 40,
+    Batch = 1000,
+    Before = scheduler_page_faults(),
+    %% A pause between batches lets the filler, which never takes a CPU from a scheduler, keep up.
+    [begin publish_times(Msg, Batch), timer:sleep(2) end || _ <- lists:seq(1, Batches)],
+    Faults = scheduler_page_faults() - Before,
+    ?assertEqual(Batches * Batch, maps:get(queue_depth, stats())),
+    Pages = Batches * Batch * byte_size(element(8, Msg)) div 4096,
+    report("~b events buffered in ~b new pages: ~b page faults on the schedulers", [Batches * Batch, Pages, Faults]),
+    ?assert(Faults < Pages div 10).
+
+publish_times(_Msg, 0) ->
+    ok;
+publish_times(Msg, N) ->
+    {ok, _} = emqx_rabbitmq_hook:on_message_publish(Msg, []),
+    publish_times(Msg, N - 1).
+
+%% Minor page faults of the VM's normal schedulers, from field 10 of each /proc/.../task/*/stat.
+scheduler_page_faults() ->
+    Dir = "/proc/" ++ os:getpid() ++ "/task/",
+    {ok, Tids} = file:list_dir(Dir),
+    lists:sum([binary_to_integer(lists:nth(10 - 2, string:lexemes(After, " ")))
+               || Tid <- Tids, {ok, Name} <- [file:read_file(Dir ++ Tid ++ "/comm")],
+                  binary:match(Name, <<"_scheduler">>) =/= nomatch, binary:match(Name, <<"dirty">>) =:= nomatch,
+                  {ok, Stat} <- [file:read_file(Dir ++ Tid ++ "/stat")],
+                  [_, After] <- [string:split(Stat, <<") ">>, trailing)]]).

@@ -402,7 +402,8 @@ presence_off_needs_no_redis(Ctx) ->
 delivery_threads_wait_for_the_schedulers_when_they_wake(Ctx) ->
     start(Ctx, [{publishers, 2}]),
     Policies = thread_policies(),
-    ?assertEqual([{<<"erh_presence">>, 3}, {<<"erh_publisher_0">>, 3}, {<<"erh_publisher_1">>, 3}],
+    ?assertEqual([{<<"erh_arena">>, 3}, {<<"erh_presence">>, 3}, {<<"erh_publisher_0">>, 3},
+                  {<<"erh_publisher_1">>, 3}],
                  [T || T = {<<"erh_", _/binary>>, _} <- Policies]),
     ?assertEqual([0], lists:usort([P || {Name, P} <- Policies, binary:match(Name, <<"scheduler">>) =/= nomatch])).
 
