@@ -42,7 +42,7 @@ run(Ctx) ->
                              maps:get(spooled, Stats, 0), maps:get(dropped, Stats), mib(Alone), mib(Peak), mib(Peak - Alone), mib(Bound),
                              yes_no(Peak =< Limit)]],
                    notes => [io_lib:format("Bound: buffer_events (~b, the default) × ~s bytes per buffered "
-                                           "~b-byte publish event (the NIF's record as malloc hands it out). "
+                                           "~b-byte publish event (the NIF's record as its arena cuts it). "
                                            "Node alone: the fresh node before the plugin starts; growth: peak "
                                            "RSS over the run minus that. ~b processes call on_message_publish "
                                            "without pause.", [Buffer, EventBytes, ?PAYLOAD, ?CALLERS])]}],

@@ -1,16 +1,16 @@
-/* How much memory one buffered message.publish event takes: the NIF's own record (erh_event_new,
- * the very function submit calls) for fields of the given lengths, measured as the heap chunk glibc
- * hands out for it (usable size plus the chunk header). The memory bench multiplies it by
+/* How much memory one buffered message.publish event takes: the NIF's own record for fields of the
+ * given lengths, cut from an arena by erh_event_new_in, the very function submit calls, measured as
+ * the distance between two such records cut one after the other. The memory bench multiplies it by
  * buffer_events to get the bound the node must stay within while RabbitMQ is down.
  *
  *   event_size CLIENTID_BYTES USERNAME_BYTES TOPIC_BYTES PAYLOAD_BYTES
  *
  * Prints "bytes N". The message id is EMQX's 16 bytes written as 32 hex digits, as submit does. */
 
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "erh_event.h"
 
@@ -37,11 +37,25 @@ int main(int argc, char **argv)
     for (int i = 0; i < 4; i++)
         proto.field[fields[i]] = (erh_bytes){filler, lengths[i]};
     proto.field[ERH_F_MSG_ID] = (erh_bytes){filler, MSG_ID_HEX};
-    erh_event *event = erh_event_new(&proto);
-    if (!event)
+    /* Until the arena's thread has a chunk ready, records come from malloc: wait for two in one. */
+    erh_arena arena;
+    if (erh_arena_init(&arena, 1) != ERH_OK)
         return 1;
-    printf("bytes %zu\n", malloc_usable_size(event) + sizeof(size_t));
-    erh_event_free(event);
+    erh_event *first = NULL, *second = NULL;
+    for (int tries = 0; tries < 10000 && !(first && second && first->chunk && first->chunk == second->chunk); tries++) {
+        erh_event_free(first);
+        first = second;
+        second = erh_event_new_in(&arena, 0, &proto);
+        if (!second)
+            return 1;
+        nanosleep(&(struct timespec){0, 100000}, NULL);
+    }
+    if (!first || !first->chunk || first->chunk != second->chunk)
+        return 1;
+    printf("bytes %td\n", (char *)second - (char *)first);
+    erh_event_free(first);
+    erh_event_free(second);
+    erh_arena_destroy(&arena);
     free(filler);
     return 0;
 }

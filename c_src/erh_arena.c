@@ -55,10 +55,10 @@ static erh_arena_chunk *pop_spare(erh_arena *arena)
     return chunk;
 }
 
-/* Under the lock: the current chunk is full, take the next one; NULL when no spare is ready. */
-static erh_arena_chunk *next_current(erh_arena *arena)
+/* Under the lock: lane's chunk is full, take the next one; NULL when no spare is ready. */
+static erh_arena_chunk *next_current(erh_arena *arena, unsigned lane)
 {
-    erh_arena_chunk *full = arena->current;
+    erh_arena_chunk *full = arena->current[lane];
     if (full && atomic_fetch_sub_explicit(&full->live, 1, memory_order_acq_rel) == 1)
         push_spare(arena, full);
     erh_arena_chunk *chunk = pop_spare(arena);
@@ -66,11 +66,11 @@ static erh_arena_chunk *next_current(erh_arena *arena)
         chunk->used = 0;
         atomic_store_explicit(&chunk->live, 1, memory_order_relaxed);
     }
-    arena->current = chunk;
+    arena->current[lane] = chunk;
     return chunk;
 }
 
-void *erh_arena_alloc(erh_arena *arena, size_t size, erh_arena_chunk **chunk)
+void *erh_arena_alloc(erh_arena *arena, unsigned lane, size_t size, erh_arena_chunk **chunk)
 {
     const size_t align = alignof(max_align_t);
     *chunk = NULL;
@@ -78,9 +78,9 @@ void *erh_arena_alloc(erh_arena *arena, size_t size, erh_arena_chunk **chunk)
         return malloc(size);
     size = (size + align - 1) & ~(align - 1);
     pthread_mutex_lock(&arena->lock);
-    erh_arena_chunk *current = arena->current;
+    erh_arena_chunk *current = arena->current[lane];
     if (!current || current->used + size > DATA_BYTES)
-        current = next_current(arena);
+        current = next_current(arena, lane);
     void *memory = NULL;
     if (current) {
         memory = current->data + current->used;
@@ -101,6 +101,14 @@ void erh_arena_release(erh_arena_chunk *chunk)
     pthread_mutex_lock(&arena->lock);
     push_spare(arena, chunk);
     pthread_mutex_unlock(&arena->lock);
+}
+
+size_t erh_arena_bytes(erh_arena *arena)
+{
+    pthread_mutex_lock(&arena->lock);
+    size_t chunks = arena->mapped;
+    pthread_mutex_unlock(&arena->lock);
+    return chunks * ERH_ARENA_CHUNK_BYTES;
 }
 
 /* Under the lock, which it drops while the system works. */
@@ -147,9 +155,13 @@ static void *fill(void *arg)
     return NULL;
 }
 
-erh_status erh_arena_init(erh_arena *arena)
+erh_status erh_arena_init(erh_arena *arena, unsigned lanes)
 {
     *arena = (erh_arena){0};
+    arena->current = calloc(lanes, sizeof *arena->current);
+    if (!arena->current)
+        return ERH_ERR_NOMEM;
+    arena->lanes = lanes;
     if (pthread_mutex_init(&arena->lock, NULL) != 0)
         return ERH_ERR_SYSTEM;
     arena->lock_ready = true;
@@ -178,9 +190,12 @@ void erh_arena_destroy(erh_arena *arena)
         pthread_mutex_unlock(&arena->lock);
         pthread_join(arena->filler, NULL);
     }
-    erh_arena_chunk *current = arena->current;
-    if (current && atomic_fetch_sub_explicit(&current->live, 1, memory_order_acq_rel) == 1)
-        push_spare(arena, current);
+    for (unsigned lane = 0; lane < arena->lanes; lane++) {
+        erh_arena_chunk *current = arena->current[lane];
+        if (current && atomic_fetch_sub_explicit(&current->live, 1, memory_order_acq_rel) == 1)
+            push_spare(arena, current);
+    }
+    free(arena->current);
     for (erh_arena_chunk *chunk = arena->spares, *next; chunk; chunk = next) {
         next = chunk->next;
         munmap(chunk, ERH_ARENA_CHUNK_BYTES);

@@ -55,11 +55,11 @@ erh_event *erh_event_new(const erh_event *proto)
     return memory ? event_build(memory, NULL, proto) : NULL;
 }
 
-erh_event *erh_event_new_in(erh_arena *arena, const erh_event *proto)
+erh_event *erh_event_new_in(erh_arena *arena, unsigned lane, const erh_event *proto)
 {
     size_t bytes = event_bytes(proto);
     erh_arena_chunk *chunk = NULL;
-    void *memory = bytes ? erh_arena_alloc(arena, bytes, &chunk) : NULL;
+    void *memory = bytes ? erh_arena_alloc(arena, lane, bytes, &chunk) : NULL;
     return memory ? event_build(memory, chunk, proto) : NULL;
 }
 

@@ -64,8 +64,8 @@ typedef struct erh_event {
 /* A new event with proto's values and copies of the bytes its fields borrow (absent fields stay
  * absent), all in one allocation; NULL when out of memory. */
 erh_event *erh_event_new(const erh_event *proto);
-/* The same, in memory from arena: for events made on the VM's schedulers. */
-erh_event *erh_event_new_in(erh_arena *arena, const erh_event *proto);
+/* The same, in memory from arena's lane: for events made on the VM's schedulers. */
+erh_event *erh_event_new_in(erh_arena *arena, unsigned lane, const erh_event *proto);
 void erh_event_free(erh_event *event);
 /* Free a NULL-terminated list linked by next; returns how many events it held. */
 size_t erh_event_list_free(erh_event *head);

@@ -118,7 +118,7 @@ static erh_status start_publishers(erh_instance *inst, const erh_atoms *atoms, E
     unsigned n = inst->config.publishers;
     size_t capacity = (inst->config.buffer_events + n - 1) / n;
     *bad_key = atoms->publishers;
-    erh_status arena_st = erh_arena_init(&inst->arena);
+    erh_status arena_st = erh_arena_init(&inst->arena, n);
     if (arena_st != ERH_OK)
         return arena_st;
     inst->publishers = calloc(n, sizeof(erh_publisher));
@@ -438,24 +438,29 @@ static unsigned pick_publisher(const erh_instance *inst, erh_bytes clientid)
     return hash % inst->n_publishers;
 }
 
-static ERL_NIF_TERM enqueue(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, erh_event *event)
+/* An event not taken: counted as dropped, and the caller told why. */
+static ERL_NIF_TERM refuse(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, ERL_NIF_TERM reason)
+{
+    erh_stats_add(&inst->stats, ERH_C_DROPPED, 1);
+    return error_tuple(env, atoms, reason);
+}
+
+static ERL_NIF_TERM enqueue(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, erh_publisher *publisher,
+                            erh_event *event)
 {
     atomic_fetch_add(&inst->submitting, 1);
     ERL_NIF_TERM result = atoms->ok;
     if (atomic_load(&inst->closing)) {
         /* A hook call that raced with the stop: the publishers are draining, none will take it. */
-        erh_stats_add(&inst->stats, ERH_C_DROPPED, 1);
-        result = error_tuple(env, atoms, atoms->closed);
+        result = refuse(env, atoms, inst, atoms->closed);
     } else {
         event->seq = atomic_fetch_add_explicit(&inst->last_seq, 1, memory_order_relaxed) + 1;
         event->boot_id = inst->shared.boot_id;
-        erh_publisher *publisher = &inst->publishers[pick_publisher(inst, event->field[ERH_F_CLIENTID])];
         if (erh_queue_push(&publisher->queue, event) == ERH_OK) {
             event = NULL;
             erh_stats_add(&inst->stats, ERH_C_QUEUED, 1);
         } else {
-            erh_stats_add(&inst->stats, ERH_C_DROPPED, 1);
-            result = error_tuple(env, atoms, atoms->overloaded);
+            result = refuse(env, atoms, inst, atoms->overloaded);
         }
     }
     atomic_fetch_sub(&inst->submitting, 1);
@@ -510,12 +515,16 @@ static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
     }
     if (proto.payload_omitted)
         erh_stats_add(&inst->stats, ERH_C_PAYLOADS_OMITTED, 1);
-    erh_event *event = erh_event_new_in(&inst->arena, &proto);
-    if (!event) {
-        erh_stats_add(&inst->stats, ERH_C_DROPPED, 1);
-        return error_tuple(env, atoms, atoms->enomem);
-    }
-    return enqueue(env, atoms, inst, event);
+    unsigned index = pick_publisher(inst, proto.field[ERH_F_CLIENTID]);
+    erh_publisher *publisher = &inst->publishers[index];
+    /* Refused before the copy: under overload a refusal costs less than an accepted event, and
+     * leaves no gap between the accepted ones in the arena's chunks. */
+    if (erh_queue_looks_full(&publisher->queue))
+        return refuse(env, atoms, inst, atoms->overloaded);
+    erh_event *event = erh_event_new_in(&inst->arena, index, &proto);
+    if (!event)
+        return refuse(env, atoms, inst, atoms->enomem);
+    return enqueue(env, atoms, inst, publisher, event);
 }
 
 /* ---- stats ---- */
@@ -565,7 +574,7 @@ static ERL_NIF_TERM nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     erh_instance *inst;
     if (!enif_get_resource(env, argv[0], priv->instance_type, (void **)&inst))
         return enif_make_badarg(env);
-    enum { GAUGES = 5 };
+    enum { GAUGES = 6 };
     ERL_NIF_TERM keys[ERH_C__COUNT + GAUGES + PRESENCE_STATS], values[ERH_C__COUNT + GAUGES + PRESENCE_STATS];
     for (int c = 0; c < ERH_C__COUNT; c++) {
         keys[c] = priv->counter_atoms[c];
@@ -580,9 +589,10 @@ static ERL_NIF_TERM nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
         spool_events += atomic_load(&p->spool_events);
         connections = enif_make_list_cell(env, connection_info(env, atoms, inst, p), connections);
     }
-    const ERL_NIF_TERM gauge_keys[GAUGES] = {atoms->queue_depth, atoms->seq, atoms->spool_bytes, atoms->spool_events,
-                                             atoms->connections};
+    const ERL_NIF_TERM gauge_keys[GAUGES] = {atoms->queue_depth, atoms->buffer_memory_bytes, atoms->seq,
+                                             atoms->spool_bytes, atoms->spool_events, atoms->connections};
     const ERL_NIF_TERM gauge_values[GAUGES] = {enif_make_uint64(env, depth),
+                                               enif_make_uint64(env, erh_arena_bytes(&inst->arena)),
                                                enif_make_uint64(env, atomic_load(&inst->last_seq)),
                                                enif_make_uint64(env, spool_bytes), enif_make_uint64(env, spool_events),
                                                connections};

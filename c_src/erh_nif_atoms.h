@@ -24,6 +24,7 @@
     ATOM(state, "state")                                                                                 \
     ATOM(server, "server")                                                                               \
     ATOM(connections, "connections")                                                                     \
+    ATOM(buffer_memory_bytes, "buffer_memory_bytes")                                                     \
     ATOM(queue_depth, "queue_depth")                                                                     \
     ATOM(seq, "seq")                                                                                     \
     ATOM(nif_tag, "emqx_rabbitmq_hook_nif")                                                              \

@@ -5,6 +5,15 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+/* Under the lock: every change of count goes through here, so full follows it. */
+static void set_count(erh_queue *queue, size_t count)
+{
+    queue->count = count;
+    bool full = count >= queue->capacity;
+    if (atomic_load_explicit(&queue->full, memory_order_relaxed) != full)
+        atomic_store_explicit(&queue->full, full, memory_order_relaxed);
+}
+
 erh_status erh_queue_init(erh_queue *queue, size_t capacity, size_t high_water)
 {
     *queue = (erh_queue){.capacity = capacity, .high_water = high_water, .wake_fd = -1};
@@ -44,7 +53,7 @@ erh_status erh_queue_push(erh_queue *queue, erh_event *event)
     else
         queue->head = event;
     queue->tail = event;
-    queue->count++;
+    set_count(queue, queue->count + 1);
     if (queue->consumer_asleep || queue->count == queue->high_water) {
         queue->consumer_asleep = false;
         wake = true;
@@ -66,7 +75,7 @@ erh_event *erh_queue_pop(erh_queue *queue, size_t max, size_t *taken)
     size_t n = count < max ? count : max;
     if (n == count) {
         queue->head = queue->tail = NULL;
-        queue->count = 0;
+        set_count(queue, 0);
     }
     pthread_mutex_unlock(&queue->lock);
     *taken = n;
@@ -78,7 +87,7 @@ erh_event *erh_queue_pop(erh_queue *queue, size_t max, size_t *taken)
         last = last->next;
     pthread_mutex_lock(&queue->lock);
     queue->head = last->next; /* n < count: last is not the tail */
-    queue->count -= n;
+    set_count(queue, queue->count - n);
     pthread_mutex_unlock(&queue->lock);
     last->next = NULL;
     return first;
@@ -97,7 +106,7 @@ void erh_queue_push_front(erh_queue *queue, erh_event *list)
     queue->head = list;
     if (!queue->tail)
         queue->tail = last;
-    queue->count += n;
+    set_count(queue, queue->count + n);
     pthread_mutex_unlock(&queue->lock);
 }
 
@@ -131,4 +140,9 @@ size_t erh_queue_count(erh_queue *queue)
     size_t count = queue->count;
     pthread_mutex_unlock(&queue->lock);
     return count;
+}
+
+bool erh_queue_looks_full(erh_queue *queue)
+{
+    return atomic_load_explicit(&queue->full, memory_order_relaxed);
 }

@@ -5,6 +5,7 @@
 #define ERH_QUEUE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -17,6 +18,7 @@ typedef struct erh_queue {
     erh_event *tail;
     size_t count;
     size_t capacity;
+    atomic_bool full; /* count >= capacity, for producers that look without the lock */
     size_t high_water; /* a push that reaches it wakes the consumer even when busy; 0: none */
     bool consumer_asleep;
     bool lock_ready;
@@ -47,5 +49,8 @@ void erh_queue_clear_wake(erh_queue *queue);
 void erh_queue_wake(erh_queue *queue);
 
 size_t erh_queue_count(erh_queue *queue);
+/* Without the lock: true when the queue was full a moment ago. A producer then need not build an
+ * event the push would refuse; a push may still refuse one built while this said false. */
+bool erh_queue_looks_full(erh_queue *queue);
 
 #endif

@@ -22,7 +22,8 @@ tests() ->
      fun unroutable_messages_are_kept_in_the_unroutable_queue/1,
      fun spool_folders_no_publisher_reads_are_named_at_start/1,
      fun hook_calls_cost_the_same_with_rabbitmq_down/1,
-     fun hook_calls_take_no_page_fault_while_the_buffer_grows/1].
+     fun hook_calls_take_no_page_fault_while_the_buffer_grows/1,
+     fun a_full_buffer_holds_the_memory_of_its_events_only/1].
 
 run(Test, Rabbit) ->
     Unique = integer_to_binary(erlang:unique_integer([positive])),
@@ -290,6 +291,22 @@ hook_calls_take_no_page_fault_while_the_buffer_grows(Ctx) ->
     Pages = Batches * Batch * byte_size(element(8, Msg)) div 4096,
     report("~b events buffered in ~b new pages: ~b page faults on the schedulers", [Batches * Batch, Pages, Faults]),
     ?assert(Faults < Pages div 10).
+
+%% RabbitMQ unreachable: the memory queue fills, the spool takes from it at the disk's pace, and the
+%% hook calls, faster, are mostly refused. The events kept are the ones accepted, one after the
+%% other in the buffer's chunks, so the memory holds them and not the gaps of the refused ones.
+a_full_buffer_holds_the_memory_of_its_events_only(Ctx) ->
+    Dead = "127.0.0.1:" ++ integer_to_list(erh_test_rabbit:free_port()),
+    Buffer = 20000,
+    start(Ctx, [{servers, [Dead]}, {buffer_events, Buffer}]),
+    Msg = message(emqx5, <<"full">>, <<"u">>, <<"t">>, binary:copy(<<"x">>, 200)),
+    Callers = [spawn_monitor(fun() -> publish_times(Msg, 100000) end) || _ <- lists:seq(1, 4)],
+    [receive {'DOWN', Ref, process, Pid, normal} -> ok end || {Pid, Ref} <- Callers],
+    #{buffer_memory_bytes := Bytes, queue_depth := Depth, spooled := Spooled, dropped := Dropped} = stats(),
+    report("~b events in memory, ~b spooled, ~b refused: ~b KiB of buffer", [Depth, Spooled, Dropped, Bytes div 1024]),
+    ?assert(Spooled > 0 andalso Dropped > 0),
+    %% Each event takes under 1 KiB; then the spare chunks and the one being cut.
+    ?assert(Bytes =< Buffer * 1024 + 9 * 1024 * 1024).
 
 publish_times(_Msg, 0) ->
     ok;

@@ -23,10 +23,7 @@ static size_t spares(erh_arena *arena)
 
 static size_t mapped(erh_arena *arena)
 {
-    pthread_mutex_lock(&arena->lock);
-    size_t n = arena->mapped;
-    pthread_mutex_unlock(&arena->lock);
-    return n;
+    return erh_arena_bytes(arena) / ERH_ARENA_CHUNK_BYTES;
 }
 
 /* The filler works on its own time: wait up to 10 s for it to bring the spares into [low, high]. */
@@ -50,7 +47,7 @@ typedef struct ledger {
 
 static void *cut(erh_arena *arena, ledger *ledger, size_t size, erh_arena_chunk **chunk)
 {
-    void *memory = erh_arena_alloc(arena, size, chunk);
+    void *memory = erh_arena_alloc(arena, 0, size, chunk);
     ck_assert_ptr_nonnull(memory);
     ck_assert_ptr_nonnull(*chunk);
     int i = 0;
@@ -101,10 +98,10 @@ static void release_everything(ledger *ledger)
 START_TEST(spares_are_ready_and_every_page_of_them_is_in_memory)
 {
     erh_arena arena;
-    ck_assert_int_eq(erh_arena_init(&arena), ERH_OK);
+    ck_assert_int_eq(erh_arena_init(&arena, 1), ERH_OK);
     wait_for_spares(&arena, ERH_ARENA_SPARES_LOW, ERH_ARENA_SPARES_LOW);
     erh_arena_chunk *chunk;
-    void *memory = erh_arena_alloc(&arena, 1, &chunk);
+    void *memory = erh_arena_alloc(&arena, 0, 1, &chunk);
     ck_assert_ptr_nonnull(chunk);
     /* No page of the chunk may fault when written. */
     unsigned char resident[ERH_ARENA_CHUNK_BYTES / 4096];
@@ -121,7 +118,7 @@ END_TEST
 START_TEST(allocations_are_cut_one_after_the_other_and_aligned)
 {
     erh_arena arena;
-    ck_assert_int_eq(erh_arena_init(&arena), ERH_OK);
+    ck_assert_int_eq(erh_arena_init(&arena, 1), ERH_OK);
     wait_for_spares(&arena, 1, ERH_ARENA_SPARES_HIGH);
     const size_t sizes[] = {1, 17, 100, 16, ERH_ARENA_MAX_ALLOC};
     char *previous = NULL;
@@ -129,7 +126,7 @@ START_TEST(allocations_are_cut_one_after_the_other_and_aligned)
     erh_arena_chunk *first = NULL;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         erh_arena_chunk *chunk;
-        char *memory = erh_arena_alloc(&arena, sizes[i], &chunk);
+        char *memory = erh_arena_alloc(&arena, 0, sizes[i], &chunk);
         ck_assert_ptr_nonnull(memory);
         ck_assert_ptr_nonnull(chunk);
         first = first ? first : chunk;
@@ -150,19 +147,20 @@ END_TEST
 START_TEST(a_large_allocation_or_one_with_no_spare_ready_comes_from_malloc)
 {
     erh_arena arena;
-    ck_assert_int_eq(erh_arena_init(&arena), ERH_OK);
+    ck_assert_int_eq(erh_arena_init(&arena, 1), ERH_OK);
     erh_arena_chunk *chunk;
-    void *large = erh_arena_alloc(&arena, ERH_ARENA_MAX_ALLOC + 1, &chunk);
+    void *large = erh_arena_alloc(&arena, 0, ERH_ARENA_MAX_ALLOC + 1, &chunk);
     ck_assert_ptr_nonnull(large);
     ck_assert_ptr_null(chunk);
     memset(large, 0, ERH_ARENA_MAX_ALLOC + 1);
     free(large);
     erh_arena_destroy(&arena);
 
-    /* A zeroed arena has no filler and never a spare: it still serves, from malloc. */
-    erh_arena none = {0};
+    /* An arena without its filler never has a spare: it still serves, from malloc. */
+    erh_arena_chunk *lane_chunk = NULL;
+    erh_arena none = {.current = &lane_chunk, .lanes = 1};
     pthread_mutex_init(&none.lock, NULL);
-    void *small = erh_arena_alloc(&none, 64, &chunk);
+    void *small = erh_arena_alloc(&none, 0, 64, &chunk);
     ck_assert_ptr_nonnull(small);
     ck_assert_ptr_null(chunk);
     free(small);
@@ -173,7 +171,7 @@ END_TEST
 START_TEST(an_emptied_chunk_becomes_a_spare_and_is_cut_again)
 {
     erh_arena arena;
-    ck_assert_int_eq(erh_arena_init(&arena), ERH_OK);
+    ck_assert_int_eq(erh_arena_init(&arena, 1), ERH_OK);
     ledger ledger = {0};
     wait_for_spares(&arena, ERH_ARENA_SPARES_LOW, ERH_ARENA_SPARES_LOW);
     void *second_start, *reused_start;
@@ -196,7 +194,7 @@ END_TEST
 START_TEST(spares_beyond_the_high_mark_go_back_to_the_system)
 {
     erh_arena arena;
-    ck_assert_int_eq(erh_arena_init(&arena), ERH_OK);
+    ck_assert_int_eq(erh_arena_init(&arena, 1), ERH_OK);
     ledger ledger = {0};
     void *next_start;
     for (int i = 0; i < ERH_ARENA_SPARES_HIGH + 4; i++) {
@@ -211,12 +209,39 @@ START_TEST(spares_beyond_the_high_mark_go_back_to_the_system)
 }
 END_TEST
 
+START_TEST(each_lane_cuts_from_chunks_of_its_own)
+{
+    erh_arena arena;
+    ck_assert_int_eq(erh_arena_init(&arena, 2), ERH_OK);
+    wait_for_spares(&arena, ERH_ARENA_SPARES_LOW, ERH_ARENA_SPARES_LOW);
+    erh_arena_chunk *first[2], *again[2];
+    char *memory[2];
+    for (unsigned lane = 0; lane < 2; lane++)
+        memory[lane] = erh_arena_alloc(&arena, lane, 100, &first[lane]);
+    ck_assert_ptr_nonnull(first[0]);
+    ck_assert_ptr_nonnull(first[1]);
+    ck_assert_ptr_ne(first[0], first[1]);
+    /* Cut in turns, each lane goes on in its own chunk, right after its last cut. */
+    for (unsigned lane = 0; lane < 2; lane++) {
+        char *next = erh_arena_alloc(&arena, lane, 100, &again[lane]);
+        ck_assert_ptr_eq(again[lane], first[lane]);
+        ck_assert_ptr_eq(next, memory[lane] + 112);
+    }
+    for (unsigned lane = 0; lane < 2; lane++) {
+        erh_arena_release(first[lane]);
+        erh_arena_release(again[lane]);
+    }
+    erh_arena_destroy(&arena);
+}
+END_TEST
+
 #define THREADS 4
 #define ROUNDS 200
 #define BATCH 100
 
-/* Each thread cuts batches of allocations of its own sizes, fills each with its own mark and checks
- * every mark before giving the batch back: two allocations that overlap would break a mark. */
+/* Each thread cuts batches of allocations of its own sizes from its own lane, fills each with its
+ * own mark and checks every mark before giving the batch back: two allocations that overlap would
+ * break a mark. */
 static void *cut_and_check(void *arg)
 {
     erh_arena *arena = arg;
@@ -228,7 +253,7 @@ static void *cut_and_check(void *arg)
     for (int round = 0; round < ROUNDS; round++) {
         for (int i = 0; i < BATCH; i++) {
             size[i] = 1 + (size_t)(round * 131 + i * 17 + mark * 7) % 3000;
-            memory[i] = erh_arena_alloc(arena, size[i], &chunk[i]);
+            memory[i] = erh_arena_alloc(arena, mark % THREADS, size[i], &chunk[i]);
             ck_assert_ptr_nonnull(memory[i]);
             memset(memory[i], mark, size[i]);
         }
@@ -247,14 +272,17 @@ static void *cut_and_check(void *arg)
 START_TEST(threads_cutting_and_releasing_at_once_never_share_bytes)
 {
     erh_arena arena;
-    ck_assert_int_eq(erh_arena_init(&arena), ERH_OK);
+    ck_assert_int_eq(erh_arena_init(&arena, THREADS), ERH_OK);
     pthread_t threads[THREADS];
     for (int i = 0; i < THREADS; i++)
         ck_assert_int_eq(pthread_create(&threads[i], NULL, cut_and_check, &arena), 0);
     for (int i = 0; i < THREADS; i++)
         pthread_join(threads[i], NULL);
     wait_for_spares(&arena, ERH_ARENA_SPARES_LOW, ERH_ARENA_SPARES_HIGH);
-    ck_assert_uint_eq(mapped(&arena), spares(&arena) + (arena.current ? 1 : 0));
+    size_t current = 0;
+    for (unsigned lane = 0; lane < THREADS; lane++)
+        current += arena.current[lane] != NULL;
+    ck_assert_uint_eq(mapped(&arena), spares(&arena) + current);
     erh_arena_destroy(&arena);
 }
 END_TEST
@@ -275,6 +303,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, a_large_allocation_or_one_with_no_spare_ready_comes_from_malloc);
     tcase_add_test(tc, an_emptied_chunk_becomes_a_spare_and_is_cut_again);
     tcase_add_test(tc, spares_beyond_the_high_mark_go_back_to_the_system);
+    tcase_add_test(tc, each_lane_cuts_from_chunks_of_its_own);
     tcase_add_test(tc, threads_cutting_and_releasing_at_once_never_share_bytes);
     tcase_add_test(tc, destroy_is_safe_on_a_zeroed_arena);
 }

@@ -44,7 +44,10 @@ START_TEST(events_leave_in_order_and_the_bound_holds)
 {
     erh_queue queue;
     ck_assert_int_eq(erh_queue_init(&queue, 5, 4), ERH_OK);
-    push_numbered(&queue, 1, 5);
+    push_numbered(&queue, 1, 4);
+    ck_assert(!erh_queue_looks_full(&queue));
+    push_numbered(&queue, 5, 5);
+    ck_assert(erh_queue_looks_full(&queue));
     erh_event *refused = numbered(6);
     ck_assert_int_eq(erh_queue_push(&queue, refused), ERH_ERR_FULL);
     erh_event_free(refused);
@@ -52,6 +55,7 @@ START_TEST(events_leave_in_order_and_the_bound_holds)
     ck_assert_uint_eq(free_in_order(erh_queue_pop(&queue, 3, &taken), 1), 4);
     ck_assert_uint_eq(taken, 3);
     ck_assert_uint_eq(erh_queue_count(&queue), 2);
+    ck_assert(!erh_queue_looks_full(&queue));
     erh_queue_destroy(&queue); /* frees the two left */
 }
 END_TEST
@@ -117,6 +121,7 @@ START_TEST(a_list_pushed_back_in_front_leaves_first)
     /* Back in front of a full queue: over its capacity until the consumer takes again. */
     erh_queue_push_front(&queue, batch);
     ck_assert_uint_eq(erh_queue_count(&queue), 7);
+    ck_assert(erh_queue_looks_full(&queue));
     erh_event *refused = numbered(8);
     ck_assert_int_eq(erh_queue_push(&queue, refused), ERH_ERR_FULL);
     erh_event_free(refused);
