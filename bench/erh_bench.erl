@@ -159,7 +159,7 @@ sched_util(S0, S1) ->
     Normal = [U || {normal, _Id, U, _} <- scheduler:utilization(S0, S1)],
     100 * lists:sum(Normal) / length(Normal).
 
-%% Resident memory of this node, from the kernel (the NIF's malloc'd events included).
+%% Resident memory of this node, from the kernel (the NIF's events included).
 rss_bytes() ->
     {ok, Status} = file:read_file("/proc/" ++ os:getpid() ++ "/status"),
     {match, [Kb]} = re:run(Status, <<"VmRSS:\\s+([0-9]+) kB">>, [{capture, all_but_first, binary}]),
@@ -167,13 +167,8 @@ rss_bytes() ->
 
 %% CPU time (user + system, all threads) an OS process has used so far, in seconds.
 cpu_seconds(OsPid) ->
-    {ok, Stat} = file:read_file("/proc/" ++ OsPid ++ "/stat"),
-    %% Fields after the command name, which is in parentheses and may hold spaces: state is the
-    %% first, utime the 12th, stime the 13th.
-    [_, After] = string:split(Stat, <<") ">>, trailing),
-    Fields = string:lexemes(After, " "),
-    Ticks = binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)),
-    Ticks / clock_ticks().
+    [Utime, Stime] = erh_test_proc:stat(OsPid, [14, 15]),
+    (Utime + Stime) / clock_ticks().
 
 clock_ticks() ->
     list_to_integer(string:trim(os:cmd("getconf CLK_TCK"))).

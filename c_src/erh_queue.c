@@ -26,12 +26,7 @@ erh_status erh_queue_init(erh_queue *queue, size_t capacity, size_t high_water)
 
 void erh_queue_destroy(erh_queue *queue)
 {
-    erh_event *event = queue->head;
-    while (event) {
-        erh_event *next = event->next;
-        erh_event_free(event);
-        event = next;
-    }
+    erh_event_list_free(queue->head);
     if (queue->wake_fd >= 0)
         close(queue->wake_fd);
     if (queue->lock_ready)

@@ -314,12 +314,7 @@ publish_times(Msg, N) ->
     {ok, _} = emqx_rabbitmq_hook:on_message_publish(Msg, []),
     publish_times(Msg, N - 1).
 
-%% Minor page faults of the VM's normal schedulers, from field 10 of each /proc/.../task/*/stat.
+%% Minor page faults of the VM's normal schedulers: field 10 of each one's stat.
 scheduler_page_faults() ->
-    Dir = "/proc/" ++ os:getpid() ++ "/task/",
-    {ok, Tids} = file:list_dir(Dir),
-    lists:sum([binary_to_integer(lists:nth(10 - 2, string:lexemes(After, " ")))
-               || Tid <- Tids, {ok, Name} <- [file:read_file(Dir ++ Tid ++ "/comm")],
-                  binary:match(Name, <<"_scheduler">>) =/= nomatch, binary:match(Name, <<"dirty">>) =:= nomatch,
-                  {ok, Stat} <- [file:read_file(Dir ++ Tid ++ "/stat")],
-                  [_, After] <- [string:split(Stat, <<") ">>, trailing)]]).
+    lists:sum([Faults || {Name, Faults} <- erh_test_proc:threads(10), binary:match(Name, <<"_scheduler">>) =/= nomatch,
+                         binary:match(Name, <<"dirty">>) =:= nomatch]).

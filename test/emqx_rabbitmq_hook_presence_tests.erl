@@ -407,15 +407,6 @@ delivery_threads_wait_for_the_schedulers_when_they_wake(Ctx) ->
                  [T || T = {<<"erh_", _/binary>>, _} <- Policies]),
     ?assertEqual([0], lists:usort([P || {Name, P} <- Policies, binary:match(Name, <<"scheduler">>) =/= nomatch])).
 
-%% {thread name, scheduling policy} of every thread of this node, from the kernel.
+%% {thread name, scheduling policy} of every thread of this node: field 41 of its stat.
 thread_policies() ->
-    Dir = "/proc/" ++ os:getpid() ++ "/task/",
-    {ok, Tids} = file:list_dir(Dir),
-    lists:sort([{string:trim(Name), policy(Stat)}
-                || Tid <- Tids, {ok, Name} <- [file:read_file(Dir ++ Tid ++ "/comm")],
-                   {ok, Stat} <- [file:read_file(Dir ++ Tid ++ "/stat")]]).
-
-%% Field 41 of /proc/.../stat; the fields from the state (the 3rd) on follow the parenthesised name.
-policy(Stat) ->
-    [_, After] = string:split(Stat, <<") ">>, trailing),
-    binary_to_integer(lists:nth(41 - 2, string:lexemes(After, " "))).
+    lists:sort(erh_test_proc:threads(41)).
