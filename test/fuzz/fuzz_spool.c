@@ -2,6 +2,7 @@
  * header, are opened, cut where torn or corrupt, and read back without a crash or a leak; every
  * event read packs and reads back to itself, and releasing them all empties the spool.
  * Input: the records of one segment. */
+#include <dirent.h>
 #include <unistd.h>
 
 #include "erh_spool.h"
@@ -19,12 +20,29 @@ static void write_segment(const uint8_t *data, size_t size)
                "cannot write %s", segment);
 }
 
+/* libFuzzer ends a run with exit(): the spool's folder (its lock file and a last segment) goes then. */
+static void remove_dir(void)
+{
+    DIR *listing = opendir(dir);
+    if (!listing)
+        return;
+    char path[sizeof dir + 256];
+    for (struct dirent *entry; (entry = readdir(listing));) {
+        snprintf(path, sizeof path, "%s/%s", dir, entry->d_name);
+        if (entry->d_name[0] != '.')
+            unlink(path);
+    }
+    closedir(listing);
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!dir[0]) {
         strcpy(dir, "/tmp/erh_fuzz_spool_XXXXXX");
         FUZZ_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
         snprintf(segment, sizeof segment, "%s/%020d.seg", dir, 1);
+        atexit(remove_dir);
     }
     write_segment(data, size);
     erh_spool spool;
