@@ -5,7 +5,7 @@
 
 -emqx_plugin(?MODULE).
 
--export([load/1, unload/0, stats/0, status/0, broker/0, presence/1, presence/2]).
+-export([load/1, unload/0, hooked_events/1, stats/0, status/0, broker/0, presence/1, presence/2]).
 -export([on_client_connected/3, on_client_disconnected/4, on_message_publish/2]).
 -export([connected_event/3, disconnected_event/4]).
 -export([new_counters/0]).
@@ -30,7 +30,8 @@
 %% application env; the callbacks do not need it (they find the NIF handle themselves).
 -spec load(list()) -> ok.
 load(Env) ->
-    {ok, #{events := Events}} = emqx_rabbitmq_hook_config:parse(Env),
+    {ok, Config} = emqx_rabbitmq_hook_config:parse(Env),
+    Events = hooked_events(Config),
     Hooks = [Hook || Hook = {Event, _, _} <- hooks(), lists:member(Event, Events)],
     Registered = case broker() of
                      none ->
@@ -49,6 +50,14 @@ unload() ->
     lists:foreach(fun unregister_hook/1, persistent_term:get(?HOOKS_KEY, [])),
     persistent_term:erase(?HOOKS_KEY),
     ok.
+
+%% The events whose hooks load/1 registers: those sent to RabbitMQ, and with presence on the
+%% connects and disconnects the registry needs whatever `events` says.
+-spec hooked_events(emqx_rabbitmq_hook_config:config()) -> [atom()].
+hooked_events(#{events := Events, presence := true}) ->
+    lists:usort(Events ++ [client_connected, client_disconnected]);
+hooked_events(#{events := Events}) ->
+    Events.
 
 hooks() ->
     [{client_connected, 'client.connected', on_client_connected},

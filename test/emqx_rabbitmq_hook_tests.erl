@@ -199,6 +199,20 @@ disabled_events_are_not_sent_and_not_hooked(Ctx0) ->
     ?assertMatch(#{received := 3, filtered := 2, queued := 1}, emqx_rabbitmq_hook:stats()),
     assert_empty(Ctx).
 
+%% load/1 registers the hooks of these events: presence needs the client events even when
+%% RabbitMQ does not get them.
+hooked_events_include_what_presence_needs_test_() ->
+    Hooked = fun(Env) ->
+                     {ok, Config} = emqx_rabbitmq_hook_config:parse(Env),
+                     lists:sort(emqx_rabbitmq_hook:hooked_events(Config))
+             end,
+    All = [client_connected, client_disconnected, message_publish],
+    [?_assertEqual(All, Hooked([])),
+     ?_assertEqual([message_publish], Hooked([{events, [message_publish]}])),
+     ?_assertEqual(All, Hooked([{events, [message_publish]}, {presence, true}])),
+     ?_assertEqual([client_connected, client_disconnected], Hooked([{events, []}, {presence, true}])),
+     ?_assertEqual(All, Hooked([{events, [client_connected, message_publish]}, {presence, true}]))].
+
 topics_outside_the_filters_are_not_sent(Ctx0) ->
     Ctx = start(Ctx0, [{publish_topics, ["sensors/+/temp", <<"alarms/#">>]}]),
     Topics = [<<"sensors/1/temp">>, <<"sensors/1/hum">>, <<"alarms">>, <<"alarms/fire/2">>,
