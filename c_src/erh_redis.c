@@ -211,12 +211,27 @@ bool erh_redis_is_noscript(const redisReply *reply)
     return error_starts(reply, "NOSCRIPT");
 }
 
+/* Before Redis 7 an error a command met inside a script comes back wrapped:
+ * "ERR Error running script (call to f_<sha>): @user_script:9: @user_script: 9: -OOM command not ...". */
+static bool error_wrapped(const redisReply *reply, const char *code)
+{
+    static const char prefix[] = "ERR Error running script";
+    if (!error_starts(reply, "ERR") || reply->len < sizeof prefix - 1 ||
+        memcmp(reply->str, prefix, sizeof prefix - 1) != 0)
+        return false;
+    char marker[32];
+    int n = snprintf(marker, sizeof marker, ": -%s", code);
+    const char *at = memmem(reply->str, reply->len, marker, (size_t)n);
+    const char *after = at ? at + n : NULL;
+    return at && (after == reply->str + reply->len || *after == ' ');
+}
+
 bool erh_redis_is_transient(const redisReply *reply)
 {
     static const char *const codes[] = {"LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN",
                                         "CLUSTERDOWN", "NOREPLICAS"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-        if (error_starts(reply, codes[i]))
+        if (error_starts(reply, codes[i]) || error_wrapped(reply, codes[i]))
             return true;
     return false;
 }

@@ -57,7 +57,8 @@ void erh_redis_free_reply(struct redisReply *reply);
 erh_status erh_redis_give_up(erh_redis *redis, const char *what, const struct redisReply *reply);
 
 /* Error replies. NOSCRIPT means the script must be loaded again; a transient error (LOADING, BUSY,
- * OOM, READONLY, ...) means the command may succeed later, unchanged. */
+ * OOM, READONLY, ..., also as Redis before 7 wraps them in a script's error) means the command may
+ * succeed later, unchanged. */
 bool erh_redis_is_error(const struct redisReply *reply);
 bool erh_redis_is_noscript(const struct redisReply *reply);
 bool erh_redis_is_transient(const struct redisReply *reply);
