@@ -26,6 +26,7 @@ typedef enum erh_field {
     ERH_F_MSG_ID,     /* publish: EMQX message id as lower-case hex */
     ERH_F_TOPIC,      /* publish */
     ERH_F_PAYLOAD,    /* publish: raw bytes, may be any binary */
+    ERH_F_PROTO_VER,  /* connected: proto_ver when EMQX gives text (gateways: MQTT-SN "1.2"); else absent */
     ERH_F__COUNT
 } erh_field;
 

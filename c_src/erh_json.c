@@ -193,7 +193,10 @@ static void put_connected(writer *w, const erh_event *event)
     put_int(w, "peerport", event->peerport);
     put_int(w, "keepalive", event->keepalive);
     put_text(w, "proto_name", event->field[ERH_F_PROTO_NAME]);
-    put_int(w, "proto_ver", event->proto_ver);
+    if (event->field[ERH_F_PROTO_VER].data)
+        put_text(w, "proto_ver", event->field[ERH_F_PROTO_VER]);
+    else
+        put_int(w, "proto_ver", event->proto_ver);
     put_bool(w, "clean_start", event->clean_start);
     put_int(w, "connected_at", event->connected_at);
     put_text(w, "conn_id", event->field[ERH_F_CONN_ID]);

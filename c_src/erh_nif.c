@@ -352,6 +352,12 @@ static erh_bytes make_conn_id(const erh_instance *inst, erh_bytes pid, int64_t c
     return (erh_bytes){text->conn_id, len};
 }
 
+/* A number for MQTT; EMQX's gateways give text ("1.2" for MQTT-SN, "1.0.1" for LwM2M). */
+static bool get_proto_ver(ErlNifEnv *env, ERL_NIF_TERM term, erh_event *ev)
+{
+    return get_i32(env, term, &ev->proto_ver) || get_bytes(env, term, &ev->field[ERH_F_PROTO_VER]);
+}
+
 /* {connected, ClientId, Username, PeerHost, PeerPort, Keepalive, ProtoName, ProtoVer, CleanStart,
  *  ConnectedAt, Pid} */
 static bool decode_connected(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,
@@ -362,7 +368,7 @@ static bool decode_connected(ErlNifEnv *env, const erh_atoms *atoms, const erh_i
         !get_optional_bytes(env, atoms, t[2], &f[ERH_F_USERNAME]) ||
         !get_ip(env, atoms, t[3], text->ip, &f[ERH_F_IPADDRESS]) || !get_i32(env, t[4], &ev->peerport) ||
         !get_i32(env, t[5], &ev->keepalive) || !get_optional_bytes(env, atoms, t[6], &f[ERH_F_PROTO_NAME]) ||
-        !get_i32(env, t[7], &ev->proto_ver) || !get_bool(atoms, t[8], &ev->clean_start) ||
+        !get_proto_ver(env, t[7], ev) || !get_bool(atoms, t[8], &ev->clean_start) ||
         !get_i64(env, t[9], &ev->connected_at) || !get_pid(env, t[10], text, &pid))
         return false;
     f[ERH_F_CONN_ID] = make_conn_id(inst, pid, ev->connected_at, text);

@@ -167,7 +167,7 @@ connected_event(ClientInfo, ConnInfo, Pid) ->
      peerport(ConnInfo),
      maps:get(keepalive, ConnInfo, 0),
      text(maps:get(proto_name, ConnInfo, <<"MQTT">>)),
-     maps:get(proto_ver, ConnInfo, 4),
+     proto_ver(maps:get(proto_ver, ConnInfo, 4)),
      maps:get(clean_start, ConnInfo, true),
      maps:get(connected_at, ConnInfo, now_ms()),
      Pid}.
@@ -264,6 +264,10 @@ reason(Reason) -> unicode:characters_to_binary(io_lib:format("~0P", [Reason, 6])
 text(Bin) when is_binary(Bin) -> Bin;
 text(Atom) when is_atom(Atom) -> atom_to_binary(Atom, utf8);
 text(List) when is_list(List) -> unicode:characters_to_binary(List).
+
+%% MQTT's is a number; EMQX's gateways give text (MQTT-SN <<"1.2">>, LwM2M <<"1.0.1">>).
+proto_ver(Ver) when is_integer(Ver) -> Ver;
+proto_ver(Ver) -> text(Ver).
 
 optional_text(undefined) -> undefined;
 optional_text(Value) -> text(Value).

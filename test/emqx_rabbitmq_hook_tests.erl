@@ -20,6 +20,7 @@ plugin_test_() ->
 tests() ->
     [fun connected_event_from_emqx4_has_every_field_and_property/1,
      fun connected_event_from_emqx5_has_every_field/1,
+     fun connected_event_from_a_gateway_keeps_its_text_proto_ver/1,
      fun disconnected_event_renders_every_reason_shape/1,
      fun peer_addresses_are_written_as_inet_writes_them/1,
      fun publish_event_from_emqx4_and_emqx5_records/1,
@@ -109,6 +110,23 @@ connected_event_from_emqx5_has_every_field(Ctx0) ->
     ?assertMatch(#{<<"action">> := <<"client_connected">>, <<"clientid">> := <<"dev-5">>,
                    <<"username">> := <<"bob">>, <<"proto_ver">> := 5, <<"connected_at">> := 1700000000555},
                  J).
+
+%% EMQX 5's gateways run the same hooks; their protocol version is text (MQTT-SN 1.2, LwM2M 1.0.1).
+connected_event_from_a_gateway_keeps_its_text_proto_ver(Ctx0) ->
+    Ctx = start(Ctx0),
+    Gateway = fun(Id, Name, Ver) ->
+                      ConnInfo = conninfo(emqx5, Id, undefined, 1700000000777),
+                      ok = emqx_rabbitmq_hook:on_client_connected(
+                             (clientinfo(emqx5, Id, undefined))#{protocol => 'mqtt-sn'},
+                             ConnInfo#{proto_name => Name, proto_ver => Ver}, [])
+              end,
+    Gateway(<<"sn-1">>, <<"MQTT-SN">>, <<"1.2">>),
+    Gateway(<<"lw-1">>, <<"LwM2M">>, <<"1.0.1">>),
+    [#{json := Sn}, #{json := Lw}] = receive_json(Ctx, 2),
+    ?assertMatch(#{<<"clientid">> := <<"sn-1">>, <<"proto_name">> := <<"MQTT-SN">>, <<"proto_ver">> := <<"1.2">>},
+                 Sn),
+    ?assertMatch(#{<<"proto_name">> := <<"LwM2M">>, <<"proto_ver">> := <<"1.0.1">>}, Lw),
+    ?assertMatch(#{malformed := 0}, emqx_rabbitmq_hook:stats()).
 
 disconnected_event_renders_every_reason_shape(Ctx0) ->
     Ctx = start(Ctx0),

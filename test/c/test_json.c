@@ -422,6 +422,21 @@ START_TEST(connected_is_byte_exact)
 }
 END_TEST
 
+/* An MQTT-SN client through EMQX's gateway: its proto_ver is text, and stays text. */
+START_TEST(a_gateways_text_proto_ver_stays_text)
+{
+    erh_buf out = {0};
+    erh_event event = connected();
+    event.field[ERH_F_PROTO_NAME] = BYTES("MQTT-SN");
+    event.field[ERH_F_PROTO_VER] = BYTES("1.2");
+    json_t *object = round_trip(&event, &options, &out);
+    assert_str(object, "proto_ver", "1.2");
+    assert_str(object, "proto_name", "MQTT-SN");
+    json_decref(object);
+    erh_buf_free(&out);
+}
+END_TEST
+
 /* key's value in out is exactly text: a ',' or the closing '}' follows it. */
 static void assert_raw_number(const erh_buf *out, const char *key, const char *text)
 {
@@ -613,6 +628,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, unknown_event_type_is_refused);
     tcase_add_test(tc, every_ascii_byte_round_trips);
     tcase_add_test(tc, connected_is_byte_exact);
+    tcase_add_test(tc, a_gateways_text_proto_ver_stays_text);
     tcase_add_test(tc, integers_are_exact);
     tcase_add_test(tc, small_or_empty_output_buffer_grows);
     tcase_add_test(tc, scratch_buffer_is_reused);

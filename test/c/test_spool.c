@@ -132,6 +132,32 @@ START_TEST(event_pack_round_trip_keeps_every_field_and_absence)
 }
 END_TEST
 
+/* A record written before a field was added has fewer fields: the new one reads as absent. Each
+ * field is a 4-byte length (ABSENT for none) then its bytes, the last one (proto_ver) absent here. */
+START_TEST(a_record_from_before_a_new_field_still_reads)
+{
+    erh_event event = event_numbered(8, BYTES("p"));
+    erh_buf buf = {0};
+    ck_assert_int_eq(erh_event_pack(&event, &buf), ERH_OK);
+    buf.data[3] = ERH_F_PROTO_VER;
+    erh_event *back;
+    ck_assert_int_eq(erh_event_unpack(buf.data, buf.len - 4, &back), ERH_OK);
+    ck_assert_uint_eq(back->seq, 8);
+    ck_assert_mem_eq(back->field[ERH_F_PAYLOAD].data, "p", 1);
+    ck_assert_ptr_null(back->field[ERH_F_PROTO_VER].data);
+    erh_event_free(back);
+
+    event.field[ERH_F_PROTO_VER] = BYTES("1.2");
+    buf.len = 0;
+    ck_assert_int_eq(erh_event_pack(&event, &buf), ERH_OK);
+    ck_assert_int_eq(erh_event_unpack(buf.data, buf.len, &back), ERH_OK);
+    ck_assert_uint_eq(back->field[ERH_F_PROTO_VER].len, 3);
+    ck_assert_mem_eq(back->field[ERH_F_PROTO_VER].data, "1.2", 3);
+    erh_event_free(back);
+    erh_buf_free(&buf);
+}
+END_TEST
+
 START_TEST(events_come_back_in_order_and_released_segments_are_deleted)
 {
     make_dir();
@@ -306,6 +332,7 @@ END_TEST
 static void add_tests(TCase *tc)
 {
     tcase_add_test(tc, event_pack_round_trip_keeps_every_field_and_absence);
+    tcase_add_test(tc, a_record_from_before_a_new_field_still_reads);
     tcase_add_test(tc, events_come_back_in_order_and_released_segments_are_deleted);
     tcase_add_test(tc, reopen_starts_at_head_and_keeps_unconfirmed_records);
     tcase_add_test(tc, a_torn_tail_is_cut_and_counted);

@@ -6,7 +6,8 @@
  * bytes back. erh_utf8_valid must also agree with jansson's own check.
  * Input: type, flags, seq, timestamp, connected_at, disconnected_at, 8 bytes for the small numbers,
  * then one field per erh_field in its order (clientid, username, ipaddress, proto_name, reason,
- * conn_id, msg_id, topic, payload; see fuzz.h); msg_id's bytes also serve as the node name. */
+ * conn_id, msg_id, topic, payload, proto_ver as text; see fuzz.h); msg_id's bytes also serve as
+ * the node name. */
 #include <jansson.h>
 
 #include "erh_event.h"
@@ -21,7 +22,8 @@ enum {
     NO_NODE = 8,
     NO_CLIENTID = 16,
     NO_REASON = 32,
-    FLAG = 64, /* clean_start, retain */
+    FLAG = 64,            /* clean_start, retain */
+    TEXT_PROTO_VER = 128, /* a gateway's proto_ver, as text */
 };
 
 static const char *const keys[ERH_EV__COUNT][ERH_F__COUNT] = {
@@ -139,7 +141,10 @@ static void check_numbers(const json_t *object, const erh_event *e)
     case ERH_EV_CONNECTED:
         check_int(object, "peerport", e->peerport);
         check_int(object, "keepalive", e->keepalive);
-        check_int(object, "proto_ver", e->proto_ver);
+        if (e->field[ERH_F_PROTO_VER].data)
+            check_text(object, "proto_ver", e->field[ERH_F_PROTO_VER]);
+        else
+            check_int(object, "proto_ver", e->proto_ver);
         check_bool(object, "clean_start", e->clean_start);
         check_int(object, "connected_at", e->connected_at);
         break;
@@ -189,6 +194,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         proto.field[ERH_F_CLIENTID] = (erh_bytes){0};
     if (flags & NO_REASON)
         proto.field[ERH_F_REASON] = (erh_bytes){0};
+    if (!(flags & TEXT_PROTO_VER))
+        proto.field[ERH_F_PROTO_VER] = (erh_bytes){0};
     if (flags & OMIT_PAYLOAD) {
         proto.payload_omitted = true;
         proto.payload_size = small;
