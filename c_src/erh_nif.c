@@ -688,8 +688,10 @@ static void unload(ErlNifEnv *env, void *priv_data)
     enif_free(priv_data);
 }
 
+/* start locks spool folders (file system calls) and, when it fails half way, joins the threads it
+ * started, which may sit in a connection attempt: a dirty I/O scheduler waits for that. */
 static ErlNifFunc functions[] = {
-    {"start", 1, nif_start, 0},
+    {"start", 1, nif_start, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"submit", 2, nif_submit, 0},
     {"stats", 1, nif_stats, 0},
     {"stop", 2, nif_stop, ERL_NIF_DIRTY_JOB_IO_BOUND},
