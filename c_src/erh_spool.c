@@ -235,6 +235,21 @@ static erh_status sync_last(erh_spool *spool)
     return ERH_OK;
 }
 
+/* A file created or renamed is on disk only once its folder is synced too. */
+static erh_status sync_dir(erh_spool *spool)
+{
+    if (spool->options.sync == ERH_SPOOL_SYNC_NEVER)
+        return ERH_OK;
+    int fd = open(spool->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return fail_errno(spool, "cannot open", spool->dir);
+    bool ok = fsync(fd) == 0;
+    int error = errno;
+    close(fd);
+    errno = error;
+    return ok ? ERH_OK : fail_errno(spool, "cannot sync", spool->dir);
+}
+
 static erh_status new_segment(erh_spool *spool)
 {
     if (spool->options.sync != ERH_SPOOL_SYNC_NEVER) {
@@ -250,8 +265,9 @@ static erh_status new_segment(erh_spool *spool)
     int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return fail_errno(spool, "cannot create", path);
-    st = pwrite_all(fd, MAGIC, MAGIC_BYTES, 0) ? add_segment(spool, (erh_spool_segment){id, fd, MAGIC_BYTES, 0})
-                                                : fail_errno(spool, "cannot write", path);
+    st = pwrite_all(fd, MAGIC, MAGIC_BYTES, 0) ? sync_dir(spool) : fail_errno(spool, "cannot write", path);
+    if (st == ERH_OK)
+        st = add_segment(spool, (erh_spool_segment){id, fd, MAGIC_BYTES, 0});
     if (st != ERH_OK) {
         close(fd);
         unlink(path);
@@ -443,8 +459,13 @@ erh_status erh_spool_append(erh_spool *spool, const erh_event *event, bool taken
     if (roll && (st = new_segment(spool)) != ERH_OK)
         return st;
     erh_spool_segment *seg = &spool->segments[spool->count - 1];
-    if (!pwrite_all(seg->fd, record->data, record->len, seg->size)) {
-        st = fail(spool, ERH_ERR_SYSTEM, "cannot write spool segment %" PRIu64 ": %s", seg->id, strerror(errno));
+    bool sync = spool->options.sync == ERH_SPOOL_SYNC_ALWAYS;
+    bool written = pwrite_all(seg->fd, record->data, record->len, seg->size);
+    if (!written || (sync && fdatasync(seg->fd) != 0)) {
+        /* Not written, or not known to be on disk: take the record back, so the caller may write
+         * it again without a duplicate. */
+        st = fail(spool, ERH_ERR_SYSTEM, "cannot %s spool segment %" PRIu64 ": %s", written ? "sync" : "write",
+                  seg->id, strerror(errno));
         if (ftruncate(seg->fd, (off_t)seg->size) != 0)
             spool->cut++; /* the torn record is cut at the next open */
         return st;
@@ -459,8 +480,8 @@ erh_status erh_spool_append(erh_spool *spool, const erh_event *event, bool taken
     } else {
         spool->unread++;
     }
-    spool->dirty = true;
-    return spool->options.sync == ERH_SPOOL_SYNC_ALWAYS ? sync_last(spool) : ERH_OK;
+    spool->dirty = !sync;
+    return ERH_OK;
 }
 
 /* Records after the cursor in the segment at index: the pending ones not yet read. Only the
@@ -565,8 +586,9 @@ static erh_status write_head(erh_spool *spool, erh_spool_pos head)
     if (!ok || rename(tmp, path) != 0) {
         st = fail_errno(spool, "cannot write", path);
         unlink(tmp);
+        return st;
     }
-    return st;
+    return sync_dir(spool);
 }
 
 erh_status erh_spool_close(erh_spool *spool, const erh_spool_pos *head)

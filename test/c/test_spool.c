@@ -1,4 +1,5 @@
 #include "check_run.h"
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,20 @@
 #define BYTES(literal) ((erh_bytes){literal, sizeof literal - 1})
 
 static char dir[64];
+
+/* fdatasync fails while this is set, as on a disk that reports an I/O error (linked with
+ * --wrap=fdatasync). */
+static bool fail_sync;
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+    if (fail_sync) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_fdatasync(fd);
+}
 static const erh_spool_options options = {.max_bytes = 1 << 20, .segment_bytes = 1 << 16, .sync = ERH_SPOOL_SYNC_NEVER};
 
 static void make_dir(void)
@@ -155,6 +170,41 @@ START_TEST(a_record_from_before_a_new_field_still_reads)
     ck_assert_mem_eq(back->field[ERH_F_PROTO_VER].data, "1.2", 3);
     erh_event_free(back);
     erh_buf_free(&buf);
+}
+END_TEST
+
+/* With sync always, a record that could not be synced is taken back: the caller keeps the event
+ * and writes it again later, and the spool holds it once. */
+START_TEST(a_record_that_cannot_be_synced_is_not_kept)
+{
+    make_dir();
+    erh_spool spool;
+    const erh_spool_options always = {.max_bytes = 1 << 20, .segment_bytes = 1 << 16, .sync = ERH_SPOOL_SYNC_ALWAYS};
+    open_spool(&spool, &always);
+    append_many(&spool, 1, 1);
+    char path[256];
+    segment_file(path);
+    struct stat before, after;
+    ck_assert_int_eq(stat(path, &before), 0);
+
+    erh_event event = event_numbered(2, BYTES("payload"));
+    erh_spool_pos pos;
+    fail_sync = true;
+    ck_assert_int_eq(erh_spool_append(&spool, &event, false, &pos), ERH_ERR_SYSTEM);
+    ck_assert_int_eq(erh_spool_append(&spool, &event, false, &pos), ERH_ERR_SYSTEM);
+    fail_sync = false;
+    ck_assert_ptr_nonnull(strstr(spool.errstr, "cannot sync"));
+    ck_assert_uint_eq(erh_spool_pending(&spool), 1);
+    ck_assert_int_eq(stat(path, &after), 0);
+    ck_assert_int_eq(after.st_size, before.st_size);
+
+    ck_assert_int_eq(erh_spool_append(&spool, &event, false, &pos), ERH_OK);
+    erh_spool_release(&spool, read_seq(&spool, 1));
+    erh_spool_release(&spool, read_seq(&spool, 2));
+    assert_all_read(&spool);
+    ck_assert_uint_eq(erh_spool_pending(&spool), 0);
+    ck_assert_int_eq(erh_spool_close(&spool, NULL), ERH_OK);
+    remove_dir();
 }
 END_TEST
 
@@ -333,6 +383,7 @@ static void add_tests(TCase *tc)
 {
     tcase_add_test(tc, event_pack_round_trip_keeps_every_field_and_absence);
     tcase_add_test(tc, a_record_from_before_a_new_field_still_reads);
+    tcase_add_test(tc, a_record_that_cannot_be_synced_is_not_kept);
     tcase_add_test(tc, events_come_back_in_order_and_released_segments_are_deleted);
     tcase_add_test(tc, reopen_starts_at_head_and_keeps_unconfirmed_records);
     tcase_add_test(tc, a_torn_tail_is_cut_and_counted);
