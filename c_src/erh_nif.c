@@ -38,6 +38,7 @@
 #include "erh_presence.h"
 #include "erh_publisher.h"
 #include "erh_stats.h"
+#include "erh_thread.h"
 
 typedef struct erh_priv {
     erh_atoms atoms;

@@ -6,6 +6,7 @@
 #include <hiredis.h>
 
 #include "erh_scripts.h"
+#include "erh_thread.h"
 
 erh_status erh_presence_reader_init(erh_presence_reader *reader, const erh_config *config)
 {
@@ -71,10 +72,35 @@ static erh_status answer(const redisReply *reply, erh_presence_pair_fn fn, void 
     return ERH_OK;
 }
 
+/* Take the connection, waiting at most the reply timeout for the lookup that holds it. */
+static bool lock_within_timeout(erh_presence_reader *reader)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    unsigned ms = reader->config->presence_timeout_ms;
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    return pthread_mutex_clocklock(&reader->lock, CLOCK_MONOTONIC, &until) == 0;
+}
+
 erh_status erh_presence_reader_get(erh_presence_reader *reader, erh_bytes clientid, erh_presence_pair_fn fn,
                                    void *ctx, char *errstr, size_t cap)
 {
-    pthread_mutex_lock(&reader->lock);
+    if (!lock_within_timeout(reader)) {
+        snprintf(errstr, cap, "another lookup has been waiting for Redis for %u ms",
+                 reader->config->presence_timeout_ms);
+        return ERH_ERR_TIMEOUT;
+    }
+    if (!erh_redis_connected(&reader->redis) && erh_monotonic_ms() < reader->retry_at_ms) {
+        snprintf(errstr, cap, "%s (the next attempt waits %u ms after the last)", reader->last_error,
+                 reader->config->reconnect_min_ms);
+        pthread_mutex_unlock(&reader->lock);
+        return ERH_ERR_SOCKET;
+    }
     reader->redis.errstr[0] = '\0';
     bool reused = erh_redis_connected(&reader->redis);
     redisReply *reply = NULL;
@@ -95,6 +121,10 @@ erh_status erh_presence_reader_get(erh_presence_reader *reader, erh_bytes client
         st = answer(reply, fn, ctx, errstr, cap);
     else
         snprintf(errstr, cap, "%s", reader->redis.errstr[0] ? reader->redis.errstr : erh_strerror(st));
+    if (st != ERH_OK && !erh_redis_connected(&reader->redis)) {
+        reader->retry_at_ms = erh_monotonic_ms() + reader->config->reconnect_min_ms;
+        snprintf(reader->last_error, sizeof reader->last_error, "%s", errstr);
+    }
     erh_redis_free_reply(reply);
     pthread_mutex_unlock(&reader->lock);
     return st;

@@ -1,7 +1,10 @@
 /* Presence lookups for emqx_rabbitmq_hook:presence/1: the read script (priv/presence_read.lua) on
  * a Redis connection of their own. Lookups come from dirty I/O schedulers, several at a time, and a
  * hiredis context must not be shared between threads: a mutex lets one lookup at a time use the
- * connection. The presence thread keeps its own connection, so lookups never wait behind updates. */
+ * connection. The presence thread keeps its own connection, so lookups never wait behind updates.
+ * While Redis does not answer, a lookup waits at most presence_timeout_ms for the connection and as
+ * long again for Redis, and after a failed connection attempt lookups fail at once for
+ * reconnect_min_ms: a hung Redis never holds the dirty I/O schedulers one after another. */
 #ifndef ERH_PRESENCE_READ_H
 #define ERH_PRESENCE_READ_H
 
@@ -19,6 +22,8 @@ typedef struct erh_presence_reader {
     erh_redis redis;
     erh_redis_script script;
     erh_cmd cmd;
+    int64_t retry_at_ms;  /* monotonic: no new connection attempt before this */
+    char last_error[256]; /* why the last attempt failed, for the lookups refused until then */
 } erh_presence_reader;
 
 erh_status erh_presence_reader_init(erh_presence_reader *reader, const erh_config *config);

@@ -24,13 +24,6 @@
 #define SEGMENTS_PER_SPOOL 8
 #define SEGMENT_MIN_BYTES 4096
 
-int64_t erh_monotonic_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-}
-
 /* ---- messages to the owner process ---- */
 
 static void notify(erh_publisher *p, ERL_NIF_TERM info)

@@ -99,6 +99,4 @@ void erh_publisher_destroy(erh_publisher *publisher);
 /* Events in this publisher's memory queue, retry list and window. */
 size_t erh_publisher_depth(erh_publisher *publisher);
 
-int64_t erh_monotonic_ms(void);
-
 #endif

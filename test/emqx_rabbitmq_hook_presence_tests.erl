@@ -25,6 +25,7 @@ tests() ->
      fun acl_user_and_password_and_a_refused_login/1,
      fun redis_db_and_key_prefix_place_the_keys/1,
      fun hooks_return_at_once_while_redis_is_unreachable/1,
+     fun lookups_fail_fast_while_redis_hangs/1,
      fun presence_off_needs_no_redis/1,
      fun delivery_threads_wait_for_the_schedulers_when_they_wake/1].
 
@@ -390,6 +391,32 @@ hooks_return_at_once_while_redis_is_unreachable(Ctx) ->
     ?assertMatch(#{presence_queued := 1000, presence_dropped := 9000, presence_connections := 1,
                    redis_state := connecting}, stats()),
     ?assertMatch({error, {redis, _}}, emqx_rabbitmq_hook:presence(<<"d">>)).
+
+%% A hung Redis (SIGSTOP): lookups on dirty I/O schedulers wait for one another at most the reply
+%% timeout, and after a failed attempt fail at once, instead of waiting one after another.
+lookups_fail_fast_while_redis_hangs(Ctx = #{redis := Redis}) ->
+    start(Ctx, [{presence_timeout_ms, 500}, {reconnect_min_ms, 3000}, {reconnect_max_ms, 3000}]),
+    connect(channel(), <<"dev-h">>, <<"u">>, now_ms()),
+    settle(),
+    ?assertMatch(#{online := true}, emqx_rabbitmq_hook:presence(<<"dev-h">>)),
+    erh_test_redis:freeze(Redis),
+    try
+        Self = self(),
+        T0 = erlang:monotonic_time(millisecond),
+        [spawn_link(fun() -> Self ! {looked_up, emqx_rabbitmq_hook:presence(<<"dev-h">>)} end)
+         || _ <- lists:seq(1, 8)],
+        Results = [receive {looked_up, R} -> R after 30000 -> error(lookup_timeout) end || _ <- lists:seq(1, 8)],
+        Ms = erlang:monotonic_time(millisecond) - T0,
+        ?assertEqual([error], lists:usort([element(1, R) || R <- Results])),
+        %% One after another they would take 8 times a connection attempt and a timeout (4 s and
+        %% more); the first lookup takes two timeouts, the others fail at once or after one.
+        ?assert(Ms < 2500),
+        ?assertMatch({error, {redis, _}}, emqx_rabbitmq_hook:presence(<<"dev-h">>))
+    after
+        erh_test_redis:thaw(Redis)
+    end,
+    ?assert(erh_test_rabbit:wait_for(fun() -> is_map(emqx_rabbitmq_hook:presence(<<"dev-h">>)) end, 10000, 200)),
+    ?assertMatch(#{online := true}, emqx_rabbitmq_hook:presence(<<"dev-h">>)).
 
 presence_off_needs_no_redis(Ctx) ->
     start(Ctx, [{presence, false}, {redis_server, "127.0.0.1:1"}]),

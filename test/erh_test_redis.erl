@@ -3,7 +3,7 @@
 %% at what the plugin wrote and to run the read script the way an IotHub server would.
 -module(erh_test_redis).
 
--export([start/0, stop/1, down/1, up/1, up_if_down/1, wipe/1, port/1, server/1]).
+-export([start/0, stop/1, down/1, up/1, up_if_down/1, wipe/1, freeze/1, thaw/1, port/1, server/1]).
 -export([q/2, read_script/0, read/3]).
 
 -type redis() :: #{dir := string(), port := inet:port_number()}.
@@ -41,6 +41,19 @@ up(#{dir := Dir, port := Port}) ->
         {0, _} -> ok;
         {Status, Output} -> error({redis_did_not_start, Status, Output})
     end.
+
+%% Stop the process (SIGSTOP): connections stay open and the kernel still accepts new ones, but
+%% nothing is answered, as with a hung server; thaw/1 lets it go on.
+-spec freeze(redis()) -> ok.
+freeze(Redis) -> signal(Redis, "STOP").
+
+-spec thaw(redis()) -> ok.
+thaw(Redis) -> signal(Redis, "CONT").
+
+signal(#{dir := Dir}, Signal) ->
+    {ok, Pid} = file:read_file(filename:join(Dir, "redis.pid")),
+    [] = os:cmd("kill -" ++ Signal ++ " " ++ binary_to_list(string:trim(Pid))),
+    ok.
 
 %% After a test that may have left it down.
 up_if_down(Redis) ->
