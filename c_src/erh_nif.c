@@ -10,14 +10,22 @@
  * - With presence on, the instance also owns a presence object (erh_presence.h): its thread owns one
  *   Redis connection; submit/2 feeds it connected/disconnected events, whatever `events` says;
  *   presence/2 reads on dirty I/O schedulers through a second connection behind a mutex.
+ * - A boot is what a node's message ids and registry entries are made under: a random boot id and
+ *   the seq that counts its events. start/2 given a stopped instance (a configuration change)
+ *   continues that instance's boot: its boot id, its last seq and, with presence, its table of this
+ *   node's connections move to the new instance, once, after the old threads are joined. A plain
+ *   start begins a new boot.
  *
  * Shutdown order (stop/2 on a dirty I/O scheduler, or the destructor if stop was never called):
- * 1. refuse new submits and wait for the submits already inside to finish pushing;
- * 2. set the drain deadline, tell the publishers and the presence thread to stop, wake them and join
- *    each one started (they drain in parallel, to the same deadline);
+ * 1. refuse new submits to the publishers and wait for the submits already inside to finish pushing;
+ * 2. set the drain deadline, tell the publishers to stop, wake them and join each one started (they
+ *    drain in parallel, to the same deadline); the presence thread goes on taking and applying
+ *    events meanwhile, so a hook call during a configuration change still reaches the registry;
  * 3. each publisher, before it ends, writes what is still unconfirmed to its spool (counted as
  *    undelivered; what the spool cannot take is counted as dropped) and closes the spool;
- * 4. the destructor frees what is left, after the joins, never before. */
+ * 4. tell the presence thread to stop (it drains to the same deadline) and join it; from then on the
+ *    instance's boot may be continued by a new one;
+ * 5. the destructor frees what is left, after the joins, never before. */
 
 #include <erl_nif.h>
 
@@ -52,12 +60,14 @@ typedef struct erh_instance {
     erh_shared shared;
     erh_arena arena; /* the memory of the events submit makes for the publishers */
     erh_publisher *publishers;
-    unsigned n_publishers; /* initialised, so safe to destroy */
+    unsigned n_publishers;  /* initialised, so safe to destroy */
     erh_presence *presence; /* NULL when presence is off */
     _Atomic uint64_t last_seq;
-    atomic_bool closing;        /* submit refuses new events */
+    atomic_bool closing;         /* submit refuses new events */
     _Atomic unsigned submitting; /* submits between their closing check and their push */
     atomic_bool stop_begun;
+    atomic_bool stopped;   /* every thread joined: the boot may be continued */
+    atomic_bool continued; /* a later instance continues this boot */
 } erh_instance;
 
 void erh_atoms_make(ErlNifEnv *env, erh_atoms *atoms)
@@ -81,12 +91,14 @@ static void stop_instance(erh_instance *inst, unsigned timeout_ms)
     atomic_store(&inst->closing, true);
     while (atomic_load(&inst->submitting) > 0)
         sched_yield(); /* a submit holds this for a few instructions only */
-    atomic_store(&inst->shared.stop_deadline_ms, erh_monotonic_ms() + timeout_ms);
+    int64_t deadline_ms = erh_monotonic_ms() + timeout_ms;
+    atomic_store(&inst->shared.stop_deadline_ms, deadline_ms);
     atomic_store(&inst->shared.stopping, true);
-    erh_presence_stop(inst->presence, atomic_load(&inst->shared.stop_deadline_ms));
     for (unsigned i = 0; i < inst->n_publishers; i++)
         erh_publisher_join(&inst->publishers[i]);
+    erh_presence_stop(inst->presence, deadline_ms);
     erh_presence_join(inst->presence);
+    atomic_store(&inst->stopped, true);
 }
 
 static void instance_dtor(ErlNifEnv *env, void *obj)
@@ -144,7 +156,8 @@ static erh_status start_publishers(erh_instance *inst, const erh_atoms *atoms, E
     return ERH_OK;
 }
 
-static erh_status start_presence(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst)
+/* from: the presence object of the boot inst continues, or NULL. */
+static erh_status start_presence(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, erh_presence *from)
 {
     if (!inst->config.presence)
         return ERH_OK;
@@ -157,7 +170,7 @@ static erh_status start_presence(ErlNifEnv *env, const erh_atoms *atoms, erh_ins
     ErlNifPid owner;
     enif_self(env, &owner);
     return erh_presence_start(&inst->presence, &inst->config, &inst->stats, &presence_atoms, &owner,
-                              inst->shared.boot_id, make_boot_id());
+                              inst->shared.boot_id, make_boot_id(), from);
 }
 
 static ERL_NIF_TERM status_atom(const erh_atoms *atoms, erh_status st)
@@ -165,12 +178,52 @@ static ERL_NIF_TERM status_atom(const erh_atoms *atoms, erh_status st)
     return st == ERH_ERR_NOMEM ? atoms->enomem : st == ERH_ERR_SYSTEM ? atoms->system_limit : atoms->badarg;
 }
 
-/* start(ConfigMap) -> {ok, Handle} | {error, {Key, Reason}} */
+static void init_shared(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, uint64_t boot_id)
+{
+    inst->shared = (erh_shared){
+        .config = &inst->config,
+        .stats = &inst->stats,
+        .atoms = {.tag = atoms->nif_tag,
+                  .connected = atoms->connected,
+                  .connect_failed = atoms->connect_failed,
+                  .disconnected = atoms->disconnected,
+                  .returned = atoms->returned,
+                  .encode_failed = atoms->encode_failed,
+                  .spool_failed = atoms->spool_failed},
+        .boot_id = boot_id,
+    };
+    enif_self(env, &inst->shared.owner);
+}
+
+/* The instance a new one may continue: undefined for none, else a handle whose stop has returned. */
+static bool get_previous(ErlNifEnv *env, const erh_priv *priv, ERL_NIF_TERM term, erh_instance **out)
+{
+    *out = NULL;
+    if (enif_is_identical(term, priv->atoms.undefined))
+        return true;
+    return enif_get_resource(env, term, priv->instance_type, (void **)out) && atomic_load(&(*out)->stopped);
+}
+
+/* Does an instance with config continue prev's boot? Only under the same node name, which the
+ * registry and the conn_ids carry, and not when presence comes on: the registry's entries of this
+ * boot from before presence went off would come back as online, though they may have ended. Each
+ * boot is continued once: two instances would hand out the same seqs. */
+static bool claim_boot(erh_instance *prev, const erh_config *config)
+{
+    return prev && strcmp(prev->config.node, config->node) == 0 && (prev->config.presence || !config->presence) &&
+           !atomic_exchange(&prev->continued, true);
+}
+
+/* start(ConfigMap, Previous) -> {ok, Handle} | {error, {Key, Reason}}; Previous is undefined or a
+ * stopped instance whose boot the new one continues where it may (claim_boot). */
 static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[])
 {
     (void)argc;
     const erh_priv *priv = enif_priv_data(env);
     const erh_atoms *atoms = &priv->atoms;
+    erh_instance *prev;
+    if (!get_previous(env, priv, argv[1], &prev))
+        return enif_make_badarg(env);
     erh_instance *inst = enif_alloc_resource(priv->instance_type, sizeof(erh_instance));
     if (!inst)
         return error_tuple(env, atoms, atoms->enomem);
@@ -182,25 +235,19 @@ static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
         enif_release_resource(inst);
         return error_tuple(env, atoms, enif_make_tuple2(env, bad_key, status_atom(atoms, st)));
     }
-    inst->shared = (erh_shared){
-        .config = &inst->config,
-        .stats = &inst->stats,
-        .atoms = {.tag = atoms->nif_tag,
-                  .connected = atoms->connected,
-                  .connect_failed = atoms->connect_failed,
-                  .disconnected = atoms->disconnected,
-                  .returned = atoms->returned,
-                  .encode_failed = atoms->encode_failed,
-                  .spool_failed = atoms->spool_failed},
-        .boot_id = make_boot_id(),
-    };
-    enif_self(env, &inst->shared.owner);
+    bool continues = claim_boot(prev, &inst->config);
+    init_shared(env, atoms, inst, continues ? prev->shared.boot_id : make_boot_id());
     char errstr[256] = "";
     st = start_publishers(inst, atoms, &bad_key, errstr, sizeof errstr);
     if (st == ERH_OK) {
-        st = start_presence(env, atoms, inst);
+        st = start_presence(env, atoms, inst, continues ? prev->presence : NULL);
         bad_key = atoms->presence;
     }
+    /* No submit has reached inst yet: its seq goes on from prev's. A failed start took nothing. */
+    if (continues && st == ERH_OK)
+        atomic_store(&inst->last_seq, atomic_load(&prev->last_seq));
+    else if (continues)
+        atomic_store(&prev->continued, false);
     /* A reason in words where there is one (the spool folder's), else the status. */
     ERL_NIF_TERM reason = status_atom(atoms, st);
     if (errstr[0])
@@ -342,7 +389,10 @@ static erh_bytes make_conn_id(const erh_instance *inst, erh_bytes pid, int64_t c
 {
     char digits[ERH_INT_TEXT_MAX];
     char *digits_end = digits + sizeof digits, *number = erh_int_text(connected_at, digits_end);
-    const erh_bytes parts[] = {{inst->config.node, strlen(inst->config.node)}, {"/", 1}, pid, {"/", 1},
+    const erh_bytes parts[] = {{inst->config.node, strlen(inst->config.node)},
+                               {"/", 1},
+                               pid,
+                               {"/", 1},
                                {number, (size_t)(digits_end - number)}};
     size_t len = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -361,8 +411,8 @@ static bool get_proto_ver(ErlNifEnv *env, ERL_NIF_TERM term, erh_event *ev)
 
 /* {connected, ClientId, Username, PeerHost, PeerPort, Keepalive, ProtoName, ProtoVer, CleanStart,
  *  ConnectedAt, Pid} */
-static bool decode_connected(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,
-                             const ERL_NIF_TERM *t, int arity, submit_text *text, erh_event *ev)
+static bool decode_connected(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst, const ERL_NIF_TERM *t,
+                             int arity, submit_text *text, erh_event *ev)
 {
     erh_bytes *f = ev->field, pid;
     if (arity != 11 || !get_bytes(env, t[1], &f[ERH_F_CLIENTID]) ||
@@ -378,8 +428,8 @@ static bool decode_connected(ErlNifEnv *env, const erh_atoms *atoms, const erh_i
 }
 
 /* {disconnected, ClientId, Username, PeerHost, Reason, ConnectedAt, DisconnectedAt, Pid} */
-static bool decode_disconnected(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,
-                                const ERL_NIF_TERM *t, int arity, submit_text *text, erh_event *ev)
+static bool decode_disconnected(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst, const ERL_NIF_TERM *t,
+                                int arity, submit_text *text, erh_event *ev)
 {
     erh_bytes *f = ev->field, pid;
     if (arity != 8 || !get_bytes(env, t[1], &f[ERH_F_CLIENTID]) ||
@@ -406,8 +456,8 @@ static erh_bytes hex(erh_bytes raw, char *out, size_t cap)
 }
 
 /* {publish, MsgId, From, Username, Topic, Payload, Qos, Retain, Timestamp} */
-static bool decode_publish(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,
-                           const ERL_NIF_TERM *t, int arity, submit_text *text, erh_event *ev)
+static bool decode_publish(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst, const ERL_NIF_TERM *t,
+                           int arity, submit_text *text, erh_event *ev)
 {
     erh_bytes *f = ev->field, raw_id;
     if (arity != 9 || !get_bytes(env, t[1], &raw_id) || !get_optional_bytes(env, atoms, t[2], &f[ERH_F_CLIENTID]) ||
@@ -458,8 +508,9 @@ static ERL_NIF_TERM enqueue(ErlNifEnv *env, const erh_atoms *atoms, erh_instance
     atomic_fetch_add(&inst->submitting, 1);
     ERL_NIF_TERM result = atoms->ok;
     if (atomic_load(&inst->closing)) {
-        /* A hook call that raced with the stop: the publishers are draining, none will take it. */
-        result = refuse(env, atoms, inst, atoms->closed);
+        /* A hook call that raced with the stop: the publishers are draining, none will take it. Not
+         * a bound's drop: the caller counts it (not_running), also across a configuration change. */
+        result = error_tuple(env, atoms, atoms->closed);
     } else {
         event->seq = atomic_fetch_add_explicit(&inst->last_seq, 1, memory_order_relaxed) + 1;
         event->boot_id = inst->shared.boot_id;
@@ -475,14 +526,15 @@ static ERL_NIF_TERM enqueue(ErlNifEnv *env, const erh_atoms *atoms, erh_instance
     return result;
 }
 
-typedef bool (*decoder)(ErlNifEnv *, const erh_atoms *, const erh_instance *, const ERL_NIF_TERM *, int,
-                        submit_text *, erh_event *);
+typedef bool (*decoder)(ErlNifEnv *, const erh_atoms *, const erh_instance *, const ERL_NIF_TERM *, int, submit_text *,
+                        erh_event *);
 
 static bool filtered_out(const erh_instance *inst, const erh_event *ev)
 {
     return !inst->config.event_enabled[ev->type] ||
            (ev->type == ERH_EV_PUBLISH &&
-            !erh_filter_set_match(&inst->config.publish_topics, ev->field[ERH_F_TOPIC].data, ev->field[ERH_F_TOPIC].len));
+            !erh_filter_set_match(&inst->config.publish_topics, ev->field[ERH_F_TOPIC].data,
+                                  ev->field[ERH_F_TOPIC].len));
 }
 
 /* The presence registry needs every connected/disconnected event, whether or not RabbitMQ gets it. */
@@ -543,8 +595,7 @@ static ERL_NIF_TERM link_state_atom(const erh_atoms *atoms, int state)
                                        : atoms->connecting;
 }
 
-static ERL_NIF_TERM connection_info(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst,
-                                    erh_publisher *p)
+static ERL_NIF_TERM connection_info(ErlNifEnv *env, const erh_atoms *atoms, const erh_instance *inst, erh_publisher *p)
 {
     ERL_NIF_TERM state_atom = link_state_atom(atoms, atomic_load(&p->link_state));
     ERL_NIF_TERM server_bin = erh_server_term(env, &inst->config.servers[atomic_load(&p->current_server)]);
@@ -597,11 +648,12 @@ static ERL_NIF_TERM nif_stats(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
         connections = enif_make_list_cell(env, connection_info(env, atoms, inst, p), connections);
     }
     const ERL_NIF_TERM gauge_keys[GAUGES] = {atoms->queue_depth, atoms->buffer_memory_bytes, atoms->seq,
-                                             atoms->spool_bytes, atoms->spool_events, atoms->connections};
+                                             atoms->spool_bytes, atoms->spool_events,        atoms->connections};
     const ERL_NIF_TERM gauge_values[GAUGES] = {enif_make_uint64(env, depth),
                                                enif_make_uint64(env, erh_arena_bytes(&inst->arena)),
                                                enif_make_uint64(env, atomic_load(&inst->last_seq)),
-                                               enif_make_uint64(env, spool_bytes), enif_make_uint64(env, spool_events),
+                                               enif_make_uint64(env, spool_bytes),
+                                               enif_make_uint64(env, spool_events),
                                                connections};
     memcpy(keys + ERH_C__COUNT, gauge_keys, sizeof gauge_keys);
     memcpy(values + ERH_C__COUNT, gauge_values, sizeof gauge_values);
@@ -622,8 +674,8 @@ static void add_pair(void *ctx, erh_bytes field, erh_bytes value)
 {
     pair_list *pairs = ctx;
     ErlNifEnv *env = pairs->env;
-    pairs->list = enif_make_list_cell(env, enif_make_tuple2(env, erh_binary_term(env, field), erh_binary_term(env, value)),
-                                      pairs->list);
+    pairs->list = enif_make_list_cell(
+        env, enif_make_tuple2(env, erh_binary_term(env, field), erh_binary_term(env, value)), pairs->list);
 }
 
 /* presence(Handle, ClientId) -> {ok, [{Field, Value}]} | {error, disabled | {redis, Message}}, on a
@@ -643,8 +695,7 @@ static ERL_NIF_TERM nif_presence(ErlNifEnv *env, int argc, const ERL_NIF_TERM ar
     pair_list pairs = {env, enif_make_list(env, 0)};
     char errstr[256];
     if (erh_presence_reader_get(&inst->presence->reader, clientid, add_pair, &pairs, errstr, sizeof errstr) != ERH_OK)
-        return error_tuple(env, atoms, enif_make_tuple2(env, atoms->redis,
-                                                        erh_text_term(env, errstr)));
+        return error_tuple(env, atoms, enif_make_tuple2(env, atoms->redis, erh_text_term(env, errstr)));
     return enif_make_tuple2(env, atoms->ok, pairs.list);
 }
 
@@ -692,7 +743,7 @@ static void unload(ErlNifEnv *env, void *priv_data)
 /* start locks spool folders (file system calls) and, when it fails half way, joins the threads it
  * started, which may sit in a connection attempt: a dirty I/O scheduler waits for that. */
 static ErlNifFunc functions[] = {
-    {"start", 1, nif_start, ERL_NIF_DIRTY_JOB_IO_BOUND},
+    {"start", 2, nif_start, ERL_NIF_DIRTY_JOB_IO_BOUND},
     {"submit", 2, nif_submit, 0},
     {"stats", 1, nif_stats, 0},
     {"stop", 2, nif_stop, ERL_NIF_DIRTY_JOB_IO_BOUND},

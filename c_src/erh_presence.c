@@ -361,8 +361,7 @@ static void sleep_ms(erh_presence *p, int64_t timeout_ms)
 
 static bool has_work(erh_presence *p)
 {
-    return p->pending || p->sweep_more || atomic_load(&p->resync_requests) ||
-           !erh_queue_prepare_sleep(&p->queue);
+    return p->pending || p->sweep_more || atomic_load(&p->resync_requests) || !erh_queue_prepare_sleep(&p->queue);
 }
 
 static void *presence_main(void *arg)
@@ -392,9 +391,45 @@ static void *presence_main(void *arg)
 
 /* ---- life cycle ---- */
 
+static bool same_text(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* The same keys in the same Redis: what one instance wrote, the next one finds. */
+static bool same_registry(const erh_config *a, const erh_config *b)
+{
+    return same_text(a->redis_server.host, b->redis_server.host) && a->redis_server.port == b->redis_server.port &&
+           a->redis_db == b->redis_db && same_text(a->redis_key_prefix, b->redis_key_prefix);
+}
+
+/* Move the table, and the seq that goes with it, under the lock of the stopped object: stats/1 may
+ * read its table meanwhile. */
+static void move_table(erh_presence *to, erh_presence *from, pthread_mutex_t *lock)
+{
+    pthread_mutex_lock(lock);
+    to->table = from->table;
+    from->table = (erh_presence_table){0};
+    to->last_seq = from->last_seq;
+    pthread_mutex_unlock(lock);
+}
+
+/* Go on where from (stopped and joined, of the same boot) ended. Its table holds where every
+ * event it took leads, so when it left some unapplied, or the registry is another one, a resync
+ * writes the table. held carries over: a first tick that finds the liveness key gone after the
+ * switch then resyncs as well, since other nodes may have swept this boot's connections. */
+static void continue_from(erh_presence *p, erh_presence *from)
+{
+    move_table(p, from, &from->lock);
+    p->held = from->held;
+    if (from->pending || erh_queue_count(&from->queue) > 0 || atomic_load(&from->resync_requests) > 0 ||
+        !same_registry(p->config, from->config))
+        atomic_store(&p->resync_requests, 1);
+}
+
 erh_status erh_presence_start(erh_presence **out, const erh_config *config, erh_stats *stats,
-                              const erh_presence_atoms *atoms, const ErlNifPid *owner, uint64_t boot_id,
-                              uint64_t seed)
+                              const erh_presence_atoms *atoms, const ErlNifPid *owner, uint64_t boot_id, uint64_t seed,
+                              erh_presence *from)
 {
     erh_presence *p = calloc(1, sizeof *p);
     *out = p;
@@ -419,7 +454,7 @@ erh_status erh_presence_start(erh_presence **out, const erh_config *config, erh_
     if (pthread_mutex_init(&p->lock, NULL) != 0)
         return ERH_ERR_SYSTEM;
     p->lock_ready = true;
-    st = erh_presence_table_init(&p->table, TABLE_BUCKETS, seed);
+    st = from ? ERH_OK : erh_presence_table_init(&p->table, TABLE_BUCKETS, seed);
     if (st == ERH_OK)
         st = erh_queue_init(&p->queue, config->presence_buffer_events, 0);
     if (st != ERH_OK)
@@ -427,8 +462,13 @@ erh_status erh_presence_start(erh_presence **out, const erh_config *config, erh_
     p->msg_env = enif_alloc_env();
     if (!p->msg_env)
         return ERH_ERR_NOMEM;
-    if (enif_thread_create("erh_presence", &p->tid, presence_main, p, NULL) != 0)
+    if (from)
+        continue_from(p, from);
+    if (enif_thread_create("erh_presence", &p->tid, presence_main, p, NULL) != 0) {
+        if (from)
+            move_table(from, p, &from->lock); /* the boot goes on from there, not here */
         return ERH_ERR_SYSTEM;
+    }
     p->thread_started = true;
     return ERH_OK;
 }

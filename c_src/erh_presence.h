@@ -81,10 +81,14 @@ typedef struct erh_presence {
 } erh_presence;
 
 /* Build the presence object and start its thread. boot_id names this instance in Redis; seed
- * keys the table's hash. On failure *out may hold a half-built object: erh_presence_destroy it. */
+ * keys the table's hash. from, when not NULL, is the presence object of the boot this one
+ * continues, stopped and joined: its table of this node's connections moves here, with its seq and
+ * whether it held the liveness key, so the registry needs no rewrite; a resync is due only when
+ * from left updates unapplied or the registry (Redis server, db, prefix) is another one. On failure
+ * *out may hold a half-built object (erh_presence_destroy it) and from keeps its table. */
 erh_status erh_presence_start(erh_presence **out, const erh_config *config, erh_stats *stats,
-                              const erh_presence_atoms *atoms, const ErlNifPid *owner, uint64_t boot_id,
-                              uint64_t seed);
+                              const erh_presence_atoms *atoms, const ErlNifPid *owner, uint64_t boot_id, uint64_t seed,
+                              erh_presence *from);
 
 /* A connected or disconnected event (proto borrows its bytes): copied, noted in the table, queued.
  * Never blocks on I/O; drops and counts when the queue is full or stop has begun. */

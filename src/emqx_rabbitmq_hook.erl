@@ -1,6 +1,8 @@
 %% The EMQX hook callbacks. Each turns EMQX's terms into one flat tuple and hands it to the NIF:
 %% no I/O, no waiting, never a crash. What cannot be read is counted as malformed; what the NIF
-%% cannot take (queue full) is counted there; both are logged at most every few seconds.
+%% cannot take (queue full) is counted there; what finds no running instance (while the plugin
+%% switches to a new configuration, or its server restarts) is counted as not_running; each is
+%% logged at most every few seconds.
 -module(emqx_rabbitmq_hook).
 
 -emqx_plugin(?MODULE).
@@ -21,6 +23,8 @@
 -define(C_MALFORMED, 1).
 -define(C_OVERLOADED_LOGGED_AT, 2).
 -define(C_MALFORMED_LOGGED_AT, 3).
+-define(C_NOT_RUNNING, 4).
+-define(C_NOT_RUNNING_LOGGED_AT, 5).
 
 %%--------------------------------------------------------------------
 %% Registration
@@ -92,6 +96,7 @@ stats() ->
     case emqx_rabbitmq_hook_server:handle() of
         {Handle, Counters} ->
             (emqx_rabbitmq_hook_nif:stats(Handle))#{malformed => counters:get(Counters, ?C_MALFORMED),
+                                                   not_running => counters:get(Counters, ?C_NOT_RUNNING),
                                                    running => true};
         undefined ->
             #{running => false}
@@ -109,7 +114,7 @@ is_status(Key) ->
         orelse lists:any(fun(Prefix) -> lists:prefix(Prefix, Key) end, ["spool", "redis", "presence"]).
 
 new_counters() ->
-    counters:new(3, [write_concurrency]).
+    counters:new(5, [write_concurrency]).
 
 %%--------------------------------------------------------------------
 %% Presence
@@ -205,11 +210,11 @@ on_message_publish(Message, _Env) ->
 submit(Build) ->
     case emqx_rabbitmq_hook_server:handle() of
         undefined ->
-            ok;
+            not_running(emqx_rabbitmq_hook_server:counters());
         {Handle, Counters} ->
             try emqx_rabbitmq_hook_nif:submit(Handle, Build()) of
                 ok -> ok;
-                {error, closed} -> ok;
+                {error, closed} -> not_running(Counters);
                 {error, Why} -> warn(Counters, ?C_OVERLOADED_LOGGED_AT, Why)
             catch
                 _:_ ->
@@ -217,6 +222,14 @@ submit(Build) ->
                     warn(Counters, ?C_MALFORMED_LOGGED_AT, malformed)
             end
     end.
+
+%% No instance took the event: it is being stopped (a configuration change) or not started yet (a
+%% restart of the server). Without counters the plugin has stopped: its hooks are going.
+not_running(undefined) ->
+    ok;
+not_running(Counters) ->
+    counters:add(Counters, ?C_NOT_RUNNING, 1),
+    warn(Counters, ?C_NOT_RUNNING_LOGGED_AT, not_running).
 
 %% A slot holds the monotonic second of the last warning, 0 for none yet (monotonic time is
 %% often negative, so "long after 0" would not mean "never").
@@ -227,7 +240,7 @@ warn(Counters, Slot, Why) ->
         true ->
             counters:put(Counters, Slot, Now),
             ?LOG_WARNING("emqx_rabbitmq_hook: event not accepted (~p); `emqx_ctl rabbitmq_hook stats` "
-                         "says how many (dropped, malformed)", [Why]);
+                         "says how many (dropped, malformed, not_running)", [Why]);
         false ->
             ok
     end.

@@ -10,7 +10,7 @@
 %% enumerations are compared against the known names.
 -module(emqx_rabbitmq_hook_config).
 
--export([parse/1, format_error/1, defaults/0, redact/1]).
+-export([parse/1, format_error/1, defaults/0, redact/1, max_value/1]).
 
 -export_type([config/0, error/0, reason/0]).
 
@@ -125,6 +125,12 @@ specs() ->
 -spec defaults() -> [{atom(), term()}].
 defaults() ->
     [{Key, Default} || {Key, Default, _} <- specs()].
+
+%% The largest value an integer key accepts.
+-spec max_value(atom()) -> integer().
+max_value(Key) ->
+    {Key, _, {int, _, Max}} = lists:keyfind(Key, 1, specs()),
+    Max.
 
 %% Env is a proplist (application:get_all_env/1); keys the table does not know are ignored.
 -spec parse(list()) -> {ok, config()} | {error, error()}.

@@ -25,7 +25,7 @@ load_env() ->
     case emqx_rabbitmq_hook:broker() of
         emqx5 ->
             case read_config() of
-                {ok, Config} -> with_env(Config, fun(Env) -> replace_env(Env) end);
+                {ok, Config} -> with_env(Config, fun emqx_rabbitmq_hook_app:replace_env/1);
                 {error, _} = Error -> Error
             end;
         _ ->
@@ -33,30 +33,17 @@ load_env() ->
     end.
 
 %% A configuration changed in EMQX (the new map): refused with a message naming the setting if it
-%% is invalid, else put into the env and, when the plugin runs, applied by restarting its publishers.
+%% is invalid or cannot start (the plugin then runs on as it was), else applied, see
+%% emqx_rabbitmq_hook_app:reconfigure/1.
 -spec config_changed(map()) -> ok | {error, unicode:unicode_binary()}.
 config_changed(Config) ->
-    with_env(Config,
-             fun(Env) ->
-                     case emqx_rabbitmq_hook_config:parse(Env) of
-                         {ok, _} ->
-                             replace_env(Env),
-                             emqx_rabbitmq_hook_app:reconfigure();
-                         {error, Error} ->
-                             {error, emqx_rabbitmq_hook_config:format_error(Error)}
-                     end
-             end).
+    with_env(Config, fun emqx_rabbitmq_hook_app:reconfigure/1).
 
 with_env(Config, Fun) ->
     case emqx_rabbitmq_hook_hocon:to_env(Config) of
         {ok, Env} -> Fun(Env);
         {error, Error} -> {error, emqx_rabbitmq_hook_hocon:format_error(Error)}
     end.
-
-replace_env(Env) ->
-    [application:unset_env(?APP, Key) || {Key, _} <- application:get_all_env(?APP)],
-    [application:set_env(?APP, Key, Value) || {Key, Value} <- Env],
-    ok.
 
 read_config() ->
     case managed_config() of

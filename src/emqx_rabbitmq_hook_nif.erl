@@ -1,7 +1,7 @@
 %% The NIF boundary (DESIGN §2). Every function is replaced when the library loads.
 -module(emqx_rabbitmq_hook_nif).
 
--export([start/1, submit/2, stats/1, stop/2, presence/2]).
+-export([start/1, start/2, submit/2, stats/1, stop/2, presence/2]).
 
 -on_load(init/0).
 
@@ -18,8 +18,16 @@ priv_dir() ->
             Dir
     end.
 
+%% A new boot: a new boot id, seq from 1, an empty presence table.
 -spec start(map()) -> {ok, reference()} | {error, {atom(), term()}}.
-start(_Config) -> erlang:nif_error(not_loaded).
+start(Config) -> start(Config, undefined).
+
+%% Previous, a handle whose stop/2 has returned (a configuration change), has its boot continued:
+%% the new instance takes its boot id, its last seq and its presence table, unless the node name
+%% changes or presence comes on (then a new boot). A start that fails takes nothing, so Previous can
+%% be continued by another start.
+-spec start(map(), reference() | undefined) -> {ok, reference()} | {error, {atom(), term()}}.
+start(_Config, _Previous) -> erlang:nif_error(not_loaded).
 
 -spec submit(reference(), tuple()) -> ok | {error, overloaded | closed | enomem}.
 submit(_Handle, _Event) -> erlang:nif_error(not_loaded).

@@ -1,15 +1,18 @@
-%% Owns the NIF instance: starts it, publishes its handle for the hook callbacks, logs what the
-%% publisher threads report, and stops (drains) it when the plugin stops.
+%% Owns the NIF instance: starts it with the configuration in the application env, publishes its
+%% handle for the hook callbacks, logs what the publisher threads report, switches it to a new
+%% configuration (reconfigure/1), and stops (drains) it when the plugin stops.
 -module(emqx_rabbitmq_hook_server).
 
 -behaviour(gen_server).
 
--export([start_link/1, handle/0]).
+-export([start_link/0, handle/0, counters/0, forget_counters/0, reconfigure/2]).
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2, terminate/2, format_status/2]).
 
 -include_lib("kernel/include/logger.hrl").
 
+-define(APP, emqx_rabbitmq_hook).
 -define(KEY, emqx_rabbitmq_hook).
+-define(COUNTERS_KEY, emqx_rabbitmq_hook_counters).
 %% The same warning is logged again at most this often.
 -define(REPEAT_LOG_MS, 60000).
 
@@ -18,30 +21,105 @@
 handle() ->
     persistent_term:get(?KEY, undefined).
 
-%% GetConfig returns the config map (a closure keeps the password out of supervisor reports).
-start_link(GetConfig) ->
-    gen_server:start_link({local, ?MODULE}, ?MODULE, GetConfig, []).
+%% The hook callbacks' counters. They outlive a restart of this server, so that hook calls finding
+%% no instance while it restarts are counted too; the application forgets them once it has stopped.
+-spec counters() -> counters:counters_ref() | undefined.
+counters() ->
+    persistent_term:get(?COUNTERS_KEY, undefined).
 
-init(GetConfig) ->
+-spec forget_counters() -> ok.
+forget_counters() ->
+    _ = persistent_term:erase(?COUNTERS_KEY),
+    ok.
+
+%% The configuration is read from the application env at each start, so a restart after a crash
+%% runs the configuration last applied, and the supervisor holds no password.
+start_link() ->
+    gen_server:start_link({local, ?MODULE}, ?MODULE, [], []).
+
+%% Switch the running plugin to Config (checked already): the running instance drains, then one
+%% with Config continues its boot (same boot id, seq and presence table: clients stay online in the
+%% registry). Meanwhile the hooks stay registered; what they hand over finds the draining instance
+%% and is counted as not_running. Once Config runs, Then() runs here too, so that two changes never
+%% interleave what follows them. If Config cannot start, the previous configuration goes on, and
+%% {error, {Key, Reason}} says why.
+-spec reconfigure(map(), fun(() -> ok)) -> ok | {error, {atom(), term()}}.
+reconfigure(Config, Then) ->
+    %% In a closure: a crash report shows the last message, and Config holds the password.
+    gen_server:call(?MODULE, {reconfigure, fun() -> Config end, Then}, infinity).
+
+init([]) ->
     process_flag(trap_exit, true),
-    Config = GetConfig(),
-    case emqx_rabbitmq_hook_nif:start(Config) of
-        {ok, Handle} ->
-            Counters = emqx_rabbitmq_hook:new_counters(),
-            persistent_term:put(?KEY, {Handle, Counters}),
-            ?LOG_INFO("emqx_rabbitmq_hook started: ~b publisher(s) to ~ts, exchange ~ts",
-                      [maps:get(publishers, Config), format_servers(Config), maps:get(exchange, Config)]),
-            warn_unused_spools(Config),
-            warn_unverified_tls(Config),
-            {ok, #{handle => Handle, config => Config, logged => #{}}};
-        {error, Error} ->
-            ?LOG_ERROR("emqx_rabbitmq_hook not started: ~ts",
-                       [emqx_rabbitmq_hook_config:format_error(Error)]),
-            {stop, Error}
+    case emqx_rabbitmq_hook_config:parse(application:get_all_env(?APP)) of
+        {ok, Config} -> start(Config);
+        {error, Error} -> not_started(Error)
     end.
 
+start(Config) ->
+    case emqx_rabbitmq_hook_nif:start(Config) of
+        {ok, Handle} ->
+            ?LOG_INFO("emqx_rabbitmq_hook started: ~ts", [describe(Config)]),
+            {ok, running(Handle, Config, #{logged => #{}})};
+        {error, Error} ->
+            not_started(Error)
+    end.
+
+not_started(Error) ->
+    ?LOG_ERROR("emqx_rabbitmq_hook not started: ~ts", [emqx_rabbitmq_hook_config:format_error(Error)]),
+    {stop, emqx_rabbitmq_hook_config:redact(Error)}.
+
+%% Hand the instance to the hook callbacks, with the counters (the same ones across a switch).
+running(Handle, Config, State) ->
+    persistent_term:put(?KEY, {Handle, ensure_counters()}),
+    warn_unused_spools(Config),
+    warn_unverified_tls(Config),
+    State#{handle => Handle, config => Config}.
+
+ensure_counters() ->
+    case counters() of
+        undefined ->
+            Counters = emqx_rabbitmq_hook:new_counters(),
+            persistent_term:put(?COUNTERS_KEY, Counters),
+            Counters;
+        Counters ->
+            Counters
+    end.
+
+describe(Config) ->
+    io_lib:format("~b publisher(s) to ~ts, exchange ~ts",
+                  [maps:get(publishers, Config), format_servers(Config), maps:get(exchange, Config)]).
+
+handle_call({reconfigure, GetConfig, Then}, _From, State) ->
+    switch(GetConfig(), Then, State);
 handle_call(_Request, _From, State) ->
     {reply, {error, unknown_call}, State}.
+
+%% The handle stays published while the old instance drains: hook calls get {error, closed} from it
+%% (counted), and its presence thread still takes connects and disconnects. The new instance
+%% continues the old one's boot, once that one's threads are joined.
+switch(Config, Then, State = #{handle := Old, config := OldConfig}) ->
+    drain(Old, OldConfig),
+    case emqx_rabbitmq_hook_nif:start(Config, Old) of
+        {ok, Handle} ->
+            ?LOG_INFO("emqx_rabbitmq_hook runs with its new configuration: ~ts", [describe(Config)]),
+            Running = running(Handle, Config, State),
+            {reply, Then(), Running};
+        {error, Error} ->
+            ?LOG_ERROR("emqx_rabbitmq_hook keeps its previous configuration, as the new one cannot start: ~ts",
+                       [emqx_rabbitmq_hook_config:format_error(Error)]),
+            revert(Old, OldConfig, Error, State)
+    end.
+
+%% A failed start takes nothing from Old: an instance with the previous configuration continues it.
+revert(Old, OldConfig, Error, State) ->
+    case emqx_rabbitmq_hook_nif:start(OldConfig, Old) of
+        {ok, Handle} ->
+            {reply, {error, Error}, running(Handle, OldConfig, State)};
+        {error, Again} ->
+            ?LOG_ERROR("emqx_rabbitmq_hook stopped: its previous configuration cannot start again: ~ts",
+                       [emqx_rabbitmq_hook_config:format_error(Again)]),
+            {stop, emqx_rabbitmq_hook_config:redact(Again), {error, Error}, State}
+    end.
 
 handle_cast(_Msg, State) ->
     {noreply, State}.
@@ -53,8 +131,13 @@ handle_info({emqx_rabbitmq_hook_nif, Index, Info}, State) ->
 handle_info(_Info, State) ->
     {noreply, State}.
 
-terminate(_Reason, #{handle := Handle, config := #{drain_timeout_ms := DrainMs}}) ->
+terminate(_Reason, #{handle := Handle, config := Config}) ->
     persistent_term:erase(?KEY),
+    drain(Handle, Config).
+
+%% Stop the instance: it refuses new events, waits up to drain_timeout for RabbitMQ to confirm
+%% what is queued and spools the rest. A second stop of the same instance does nothing.
+drain(Handle, #{drain_timeout_ms := DrainMs}) ->
     ok = emqx_rabbitmq_hook_nif:stop(Handle, DrainMs),
     case emqx_rabbitmq_hook_nif:stats(Handle) of
         #{undelivered := 0} ->

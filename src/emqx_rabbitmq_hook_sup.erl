@@ -1,36 +1,28 @@
-%% The config reaches the supervisor and the server inside a closure: the supervisor keeps its
-%% init argument in its state, and supervisor reports print a child's start arguments, while the
-%% config holds the password.
+%% One child, the server that owns the NIF instance. The server reads its configuration from the
+%% application env when it starts, and switches configurations itself (it continues the boot of
+%% the instance it replaces), so no configuration, and no password, lives in the supervisor.
 -module(emqx_rabbitmq_hook_sup).
 
 -behaviour(supervisor).
 
--export([start_link/1, init/1, restart_server/1]).
+-export([start_link/0, init/1]).
 
 -define(SERVER, emqx_rabbitmq_hook_server).
 
-start_link(Config) ->
-    supervisor:start_link({local, ?MODULE}, ?MODULE, fun() -> Config end).
+start_link() ->
+    supervisor:start_link({local, ?MODULE}, ?MODULE, []).
 
-init(GetConfig) ->
-    {ok, {#{strategy => one_for_one, intensity => 5, period => 60}, [server(GetConfig)]}}.
+init([]) ->
+    {ok, {#{strategy => one_for_one, intensity => 5, period => 60}, [server()]}}.
 
-%% Replace the server with one started with Config (the old one drains first).
--spec restart_server(map()) -> ok | {error, term()}.
-restart_server(Config) ->
-    _ = supervisor:terminate_child(?MODULE, ?SERVER),
-    _ = supervisor:delete_child(?MODULE, ?SERVER),
-    case supervisor:start_child(?MODULE, server(fun() -> Config end)) of
-        {ok, _} -> ok;
-        {error, Reason} -> {error, Reason}
-    end.
-
-server(GetConfig) ->
-    #{drain_timeout_ms := DrainMs, connect_timeout_ms := ConnectMs} = GetConfig(),
+server() ->
     #{id => ?SERVER,
-      start => {?SERVER, start_link, [GetConfig]},
+      start => {?SERVER, start_link, []},
       restart => permanent,
-      %% The server drains the NIF when it stops: give it that long, plus a connection attempt a
-      %% publisher may be in the middle of, plus a margin.
-      shutdown => DrainMs + ConnectMs + 5000,
+      %% The server drains the NIF when it stops: for drain_timeout, plus a connection attempt a
+      %% publisher may be in the middle of, plus a margin. A configuration change may raise both
+      %% while the server runs, so the bound is their largest accepted values; the server itself
+      %% stops within what its configuration says.
+      shutdown => emqx_rabbitmq_hook_config:max_value(drain_timeout_ms)
+                  + emqx_rabbitmq_hook_config:max_value(connect_timeout_ms) + 5000,
       type => worker}.

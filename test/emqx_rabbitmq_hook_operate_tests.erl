@@ -317,14 +317,13 @@ emqx5_stop_start_with_module_reload_50_times_leaks_nothing(Ctx) ->
 
 cycles(Ctx = #{rabbit := Rabbit, queue := Q}, Unload, Load) ->
     Env = env(Ctx, [{publishers, 2}]),
-    Producer = spawn_link(fun() -> produce(0) end),
+    Producer = erh_test_emqx:producer(fun(N) -> publish(integer_to_binary(N)) end),
     Warmup = [cycle(Unload, Load, Env) || _ <- lists:seq(1, 3)],
     %% While loaded, RabbitMQ counts one connection per publisher.
     Running = cycle(Unload, fun(E) -> Load(E), ?assertEqual(2, running_connections(Rabbit)) end, Env),
     Before = footprint(Rabbit),
     Accepted = [cycle(Unload, Load, Env) || _ <- lists:seq(1, ?CYCLES)],
-    Producer ! {stop, self()},
-    receive {produced, Produced} -> ok end,
+    Produced = erh_test_emqx:stop_producer(Producer),
     After = footprint(Rabbit),
     Total = lists:sum([Running | Warmup ++ Accepted]),
     ?debugFmt("~b cycles: ~b events produced, ~b accepted; threads ~b -> ~b, AMQP connections ~b -> ~b, "
@@ -353,16 +352,6 @@ cycle(Unload, Load, Env) ->
     #{queued := Queued, undelivered := Undelivered} = emqx_rabbitmq_hook_nif:stats(Handle),
     ?assertEqual(0, Undelivered),
     Queued.
-
-%% An EMQX channel publishing without pause, whether the plugin is loaded or not.
-produce(N) ->
-    receive
-        {stop, From} -> From ! {produced, N}
-    after 0 ->
-            publish(integer_to_binary(N)),
-            N rem 20 =:= 0 andalso timer:sleep(1),
-            produce(N + 1)
-    end.
 
 %% Threads of this OS process, AMQP connections as RabbitMQ counts them, memory; each read once
 %% it has settled (threads and connections end when the plugin stops, a little after).

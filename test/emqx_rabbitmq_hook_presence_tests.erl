@@ -5,6 +5,9 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
+-import(erh_test_emqx, [channel/0, connect/4, disconnect/5]).
+-import(erh_test_redis, [settle/0]).
+
 -define(NODE, <<"emqx-a@10.0.0.1">>).
 
 presence_test_() ->
@@ -53,34 +56,6 @@ start(#{redis := Redis, prefix := Prefix}, Overrides) ->
     {ok, _} = erh_test_rabbit:start_plugin(Env),
     ok.
 
-%% A channel process: EMQX runs a connection's hooks in it, so its pid names the connection.
-channel() ->
-    spawn_link(fun Loop() ->
-                       receive
-                           {run, Fun, From} -> From ! {self(), Fun()}, Loop();
-                           stop -> ok
-                       end
-               end).
-
-in_channel(Channel, Fun) ->
-    Channel ! {run, Fun, self()},
-    receive {Channel, Result} -> Result after 10000 -> error(channel_timeout) end.
-
-connect(Channel, ClientId, Username, At) ->
-    ok = in_channel(Channel, fun() ->
-                                     emqx_rabbitmq_hook:on_client_connected(
-                                       erh_test_emqx:clientinfo(emqx5, ClientId, Username),
-                                       erh_test_emqx:conninfo(emqx5, ClientId, Username, At), [])
-                             end).
-
-disconnect(Channel, ClientId, Username, At, OffAt) ->
-    ok = in_channel(Channel, fun() ->
-                                     emqx_rabbitmq_hook:on_client_disconnected(
-                                       erh_test_emqx:clientinfo(emqx5, ClientId, Username),
-                                       {shutdown, takeovered},
-                                       erh_test_emqx:disconninfo(emqx5, ClientId, Username, At, OffAt), [])
-                             end).
-
 conn_id(Channel, At) ->
     iolist_to_binary([?NODE, "/", pid_to_list(Channel), "/", integer_to_binary(At)]).
 
@@ -89,16 +64,6 @@ now_ms() ->
 
 stats() ->
     emqx_rabbitmq_hook:stats().
-
-%% Every update applied and the thread connected.
-settle() ->
-    ?assert(erh_test_rabbit:wait_for(
-              fun() ->
-                      case stats() of
-                          #{presence_queue_depth := 0, redis_state := connected} -> true;
-                          _ -> false
-                      end
-              end, 30000, 10)).
 
 %% Wait until Check(stats()) holds.
 wait_stats(Check) ->

@@ -5,6 +5,8 @@
 
 -export([start/0, stop/1, down/1, up/1, up_if_down/1, wipe/1, freeze/1, thaw/1, port/1, server/1]).
 -export([q/2, read_script/0, read/3]).
+%% Wait for the running plugin's presence thread to be connected with every update applied.
+-export([settle/0]).
 
 -type redis() :: #{dir := string(), port := inet:port_number()}.
 
@@ -151,3 +153,17 @@ read(Redis, Prefix, ClientId) ->
 
 pairs([K, V | Rest]) -> [{K, V} | pairs(Rest)];
 pairs([]) -> [].
+
+%%--------------------------------------------------------------------
+%% The plugin's side
+%%--------------------------------------------------------------------
+
+settle() ->
+    Settled = fun() ->
+                      case emqx_rabbitmq_hook:stats() of
+                          #{presence_queue_depth := 0, redis_state := connected} -> true;
+                          _ -> false
+                      end
+              end,
+    true = erh_test_rabbit:wait_for(Settled, 30000, 10),
+    ok.
