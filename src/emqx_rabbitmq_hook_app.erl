@@ -8,7 +8,7 @@
 -behaviour(application).
 
 -export([start/2, prep_stop/1, stop/1]).
--export([on_config_changed/2, reconfigure/1, replace_env/1]).
+-export([on_config_changed/2, reconfigure/1, reconfigure/2, replace_env/1]).
 
 -include_lib("kernel/include/logger.hrl").
 
@@ -65,13 +65,18 @@ on_config_changed(_OldConfig, NewConfig) ->
 %% one and its env, and the message says why. When the plugin is stopped, the next start reads it.
 -spec reconfigure(list()) -> ok | {error, unicode:unicode_binary()}.
 reconfigure(Env) ->
+    reconfigure(Env, fun(Key) -> Key end).
+
+%% The same, naming a setting in the message as Name(EnvKey) does (EMQX 5 has its own names).
+-spec reconfigure(list(), fun((atom()) -> atom() | unicode:chardata())) -> ok | {error, unicode:unicode_binary()}.
+reconfigure(Env, Name) ->
     case emqx_rabbitmq_hook_config:parse(Env) of
-        {ok, Config} -> apply_config(Env, Config);
-        {error, Error} -> {error, emqx_rabbitmq_hook_config:format_error(Error)}
+        {ok, Config} -> apply_config(Env, Config, Name);
+        {error, Error} -> {error, emqx_rabbitmq_hook_config:format_error(Error, Name)}
     end.
 
 %% The env changes only once the configuration runs: a server that restarts reads the one running.
-apply_config(Env, Config) ->
+apply_config(Env, Config, Name) ->
     Switched = fun() ->
                        Previous = application:get_all_env(?APP),
                        replace_env(Env),
@@ -79,7 +84,7 @@ apply_config(Env, Config) ->
                end,
     try emqx_rabbitmq_hook_server:reconfigure(Config, Switched) of
         ok -> ok;
-        {error, Error} -> {error, emqx_rabbitmq_hook_config:format_error(Error)}
+        {error, Error} -> {error, emqx_rabbitmq_hook_config:format_error(Error, Name)}
     catch
         exit:{noproc, _} -> replace_env(Env)   % not running: the next start reads it
     end.

@@ -10,7 +10,7 @@
 %% enumerations are compared against the known names.
 -module(emqx_rabbitmq_hook_config).
 
--export([parse/1, format_error/1, defaults/0, redact/1, max_value/1]).
+-export([parse/1, format_error/1, format_error/2, defaults/0, redact/1, max_value/1]).
 
 -export_type([config/0, error/0, reason/0]).
 
@@ -152,12 +152,17 @@ parse([{Key, Default, Checker} | Specs], Env, Acc) ->
 
 %% One line naming the key and what is wrong. A secret's value is never shown.
 -spec format_error(error() | term()) -> unicode:unicode_binary().
-format_error({Key, _}) when ?IS_SECRET(Key) ->
+format_error(Error) ->
+    format_error(Error, fun(Key) -> Key end).
+
+%% The same, with the key named as Name(Key) gives it (EMQX 5 names settings by their path).
+-spec format_error(error() | term(), fun((atom()) -> atom() | unicode:chardata())) -> unicode:unicode_binary().
+format_error({Key, _}, Name) when ?IS_SECRET(Key) ->
     line("invalid value for ~ts: it is not a string (a binary or a list of characters "
-         "without NUL bytes)", [Key]);
-format_error({Key, Reason}) when is_atom(Key) ->
-    line("invalid value for ~ts: ~ts", [Key, reason(Reason)]);
-format_error(Other) ->
+         "without NUL bytes)", [Name(Key)]);
+format_error({Key, Reason}, Name) when is_atom(Key) ->
+    line("invalid value for ~ts: ~ts", [Name(Key), reason(Reason)]);
+format_error(Other, _Name) ->
     line("invalid configuration: ~0tP", [Other, 20]).
 
 %% The same config map, or error, with every secret's value replaced: for what goes into logs and

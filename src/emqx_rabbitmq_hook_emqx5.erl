@@ -37,7 +37,7 @@ load_env() ->
 %% emqx_rabbitmq_hook_app:reconfigure/1.
 -spec config_changed(map()) -> ok | {error, unicode:unicode_binary()}.
 config_changed(Config) ->
-    with_env(Config, fun emqx_rabbitmq_hook_app:reconfigure/1).
+    with_env(Config, fun(Env) -> emqx_rabbitmq_hook_app:reconfigure(Env, fun emqx_rabbitmq_hook_hocon:setting/1) end).
 
 with_env(Config, Fun) ->
     case emqx_rabbitmq_hook_hocon:to_env(Config) of

@@ -7,7 +7,7 @@
 %% module only converts shapes and units, emqx_rabbitmq_hook_config:parse/1 judges the values.
 -module(emqx_rabbitmq_hook_hocon).
 
--export([to_env/1, fields/0, format_error/1]).
+-export([to_env/1, fields/0, format_error/1, setting/1]).
 
 -export_type([error/0]).
 
@@ -94,6 +94,15 @@ to_env([{Path, Key, Kind} | Rest], Config, Acc) ->
                 omit -> to_env(Rest, Config, Acc);
                 error -> {error, {Path, {bad_value, Kind, Value}}}
             end
+    end.
+
+%% The setting an env key comes from, as the operator writes it: spool_max_bytes is
+%% "spool.max_size". A key with no setting keeps its own name.
+-spec setting(atom()) -> unicode:unicode_binary().
+setting(Key) ->
+    case [Path || {Path, K, _} <- fields(), K =:= Key] of
+        [Path | _] -> iolist_to_binary(lists:join(".", Path));
+        [] -> atom_to_binary(Key, utf8)
     end.
 
 %% One line naming the setting as the operator writes it, e.g. "spool.max_size".

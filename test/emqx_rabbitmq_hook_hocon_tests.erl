@@ -118,3 +118,20 @@ translated_env_passes_the_plugins_validation_test() ->
 values_the_plugin_refuses_are_named_by_its_validation_test() ->
     {ok, Env} = ?M:to_env(#{<<"exchange_type">> => <<"headers">>}),
     ?assertMatch({error, {exchange_type, _}}, emqx_rabbitmq_hook_config:parse(Env)).
+
+%% The plugin's validation judges env keys; an EMQX 5 operator reads the setting they wrote.
+refused_values_are_named_by_the_setting_as_written_test_() ->
+    Refused = fun(Config) ->
+                      {ok, Env} = ?M:to_env(Config),
+                      {error, Error} = emqx_rabbitmq_hook_config:parse(Env),
+                      emqx_rabbitmq_hook_config:format_error(Error, fun ?M:setting/1)
+              end,
+    [?_assertMatch(<<"invalid value for max_payload_size: 1073741824 is not in ", _/binary>>,
+                   Refused(#{<<"max_payload_size">> => <<"1GB">>})),
+     ?_assertMatch(<<"invalid value for presence.node_ttl: ", _/binary>>,
+                   Refused(#{<<"presence">> => #{<<"node_ttl">> => <<"10ms">>}})),
+     ?_assertMatch(<<"invalid value for redis.password: it is not a string", _/binary>>,
+                   emqx_rabbitmq_hook_config:format_error({redis_password, <<"x", 0>>}, fun ?M:setting/1)),
+     ?_assertEqual(<<"connect_timeout">>, ?M:setting(connect_timeout_ms)),
+     ?_assertEqual(<<"spool.max_size">>, ?M:setting(spool_max_bytes)),
+     ?_assertEqual(<<"events">>, ?M:setting(routing_keys))].

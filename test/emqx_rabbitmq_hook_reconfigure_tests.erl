@@ -178,7 +178,7 @@ a_config_change_that_cannot_start_leaves_the_plugin_running_as_it_was(Ctx = #{ra
                                  <<"key_prefix">> => maps:get(prefix, Ctx)}},
     {error, Message} = emqx_rabbitmq_hook_app:on_config_changed(#{}, Changed),
     ?assert(is_binary(Message)),
-    ?assertMatch(<<"invalid value for spool_dir: ", _/binary>>, Message),
+    ?assertMatch(<<"invalid value for spool.dir: ", _/binary>>, Message),
     ?assertMatch({_, _}, binary:match(Message, <<"not-a-folder">>)),
     %% The previous configuration runs, with its env, under the same boot.
     ?assertEqual(Env, lists:sort(application:get_all_env(?APP))),
