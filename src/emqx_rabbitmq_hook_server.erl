@@ -13,6 +13,8 @@
 -define(APP, emqx_rabbitmq_hook).
 -define(KEY, emqx_rabbitmq_hook).
 -define(COUNTERS_KEY, emqx_rabbitmq_hook_counters).
+%% How long a switch lets the old instance drain when the new one takes over its spool.
+-define(SWITCH_DRAIN_MS, 100).
 %% The same warning is logged again at most this often.
 -define(REPEAT_LOG_MS, 60000).
 
@@ -98,7 +100,7 @@ handle_call(_Request, _From, State) ->
 %% (counted), and its presence thread still takes connects and disconnects. The new instance
 %% continues the old one's boot, once that one's threads are joined.
 switch(Config, Then, State = #{handle := Old, config := OldConfig}) ->
-    drain(Old, OldConfig),
+    drain(Old, switch_drain_ms(OldConfig, Config)),
     case emqx_rabbitmq_hook_nif:start(Config, Old) of
         {ok, Handle} ->
             ?LOG_INFO("emqx_rabbitmq_hook runs with its new configuration: ~ts", [describe(Config)]),
@@ -131,13 +133,23 @@ handle_info({emqx_rabbitmq_hook_nif, Index, Info}, State) ->
 handle_info(_Info, State) ->
     {noreply, State}.
 
-terminate(_Reason, #{handle := Handle, config := Config}) ->
+terminate(_Reason, #{handle := Handle, config := #{drain_timeout_ms := DrainMs}}) ->
     persistent_term:erase(?KEY),
-    drain(Handle, Config).
+    drain(Handle, DrainMs).
 
 %% Stop the instance: it refuses new events, waits up to drain_timeout for RabbitMQ to confirm
 %% what is queued and spools the rest. A second stop of the same instance does nothing.
-drain(Handle, #{drain_timeout_ms := DrainMs}) ->
+%% Hook calls find the draining instance closed. When the new configuration spools where the old one
+%% did (same folder, same publishers), what is not confirmed after a short drain goes to that spool
+%% and the new instance sends it first, under the same message ids: the gap is a moment, not
+%% drain_timeout (RabbitMQ slow or away). Otherwise the old instance drains as on a stop.
+switch_drain_ms(#{spool_max_bytes := Old, spool_dir := Dir, publishers := N, drain_timeout_ms := DrainMs},
+                #{spool_max_bytes := New, spool_dir := Dir, publishers := N}) when Old > 0, New > 0 ->
+    min(DrainMs, ?SWITCH_DRAIN_MS);
+switch_drain_ms(#{drain_timeout_ms := DrainMs}, _) ->
+    DrainMs.
+
+drain(Handle, DrainMs) ->
     ok = emqx_rabbitmq_hook_nif:stop(Handle, DrainMs),
     case emqx_rabbitmq_hook_nif:stats(Handle) of
         #{undelivered := 0} ->

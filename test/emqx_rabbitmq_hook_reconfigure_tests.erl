@@ -27,6 +27,7 @@ tests() ->
      fun message_ids_go_on_counting_across_a_config_change_and_start_anew_after_a_restart/1,
      fun a_config_change_that_cannot_start_leaves_the_plugin_running_as_it_was/1,
      fun hook_calls_during_a_switch_are_counted_and_logged_once/1,
+     fun a_switch_that_keeps_the_spool_drains_only_a_moment/1,
      fun hook_calls_while_the_server_restarts_are_counted/1,
      fun a_stopped_instance_is_continued_once_and_only_under_the_same_node/1].
 
@@ -217,6 +218,23 @@ hook_calls_during_a_switch_are_counted_and_logged_once(Ctx) ->
     ?assertEqual(OldReceived - OldQueued, NotRunning),
     ?assert(NotRunning > 0),
     ?assertEqual(1, length([L || L <- Lines, binary:match(L, <<"event not accepted (not_running)">>) =/= nomatch])).
+
+%% A change that keeps the spool (folder and publishers) does not wait drain_timeout for a RabbitMQ
+%% out of reach: what is unconfirmed goes to the spool, and the new instance holds it to send first.
+a_switch_that_keeps_the_spool_drains_only_a_moment(Ctx) ->
+    Closed = ["127.0.0.1:" ++ integer_to_list(erh_test_rabbit:free_port())],
+    Overrides = [{presence, false}, {servers, Closed}, {drain_timeout_ms, 5000}],
+    start(Ctx, Overrides),
+    {Old, _} = emqx_rabbitmq_hook_server:handle(),
+    [publish(integer_to_binary(N)) || N <- lists:seq(1, 100)],
+    {Micros, ok} = timer:tc(fun() ->
+                                    emqx_rabbitmq_hook_app:reconfigure(env(Ctx, [{confirm_window, 64} | Overrides]))
+                            end),
+    ?assert(Micros < 2000000),
+    ?assertMatch(#{queued := 100, undelivered := 100, dropped := 0}, emqx_rabbitmq_hook_nif:stats(Old)),
+    %% The new publishers open the spool on their own threads.
+    ?assert(erh_test_rabbit:wait_for(fun() -> maps:get(spool_events, stats()) =:= 100 end, 5000, 20)),
+    ?assertMatch(#{running := true}, stats()).
 
 hook_calls_while_the_server_restarts_are_counted(Ctx) ->
     start(Ctx, [{presence, false}]),
