@@ -13,11 +13,14 @@
  *
  * Shutdown order (stop/2 on a dirty I/O scheduler, or the destructor if stop was never called):
  * 1. refuse new submits and wait for the submits already inside to finish pushing;
- * 2. set the drain deadline, tell the publishers and the presence thread to stop, wake them and join
- *    each one started (they drain in parallel, to the same deadline);
+ * 2. set the drain deadline, tell the publishers and the presence thread to stop and wake them (they
+ *    drain in parallel, to the same deadline);
  * 3. each publisher, before it ends, writes what is still unconfirmed to its spool (counted as
- *    undelivered; what the spool cannot take is counted as dropped) and closes the spool;
- * 4. the destructor frees what is left, after the joins, never before. */
+ *    undelivered; what the spool cannot take is counted as dropped), closes the spool and its
+ *    connection (politely only when RabbitMQ reads, waiting a second at most);
+ * 4. a publisher still busy STOP_GRACE_MS after the deadline has its socket shut down, which ends
+ *    any wait on it at once; then each thread started is joined;
+ * 5. the destructor frees what is left, after the joins, never before. */
 
 #include <erl_nif.h>
 
@@ -73,6 +76,34 @@ static ERL_NIF_TERM error_tuple(ErlNifEnv *env, const erh_atoms *atoms, ERL_NIF_
 
 /* ---- life cycle ---- */
 
+/* After the drain deadline, the time a publisher has to write its spool and close its connection
+ * (a polite close waits a second at most) before stop shuts its socket down. */
+#define STOP_GRACE_MS 1500
+/* How often stop looks whether the publishers are done. */
+#define STOP_POLL_MS 5
+
+static bool publishers_finished(erh_instance *inst)
+{
+    for (unsigned i = 0; i < inst->n_publishers; i++)
+        if (!erh_publisher_finished(&inst->publishers[i]))
+            return false;
+    return true;
+}
+
+/* Joining has no timeout: wait for the publishers' own word that they are done, until give_up_ms;
+ * then interrupt those still waiting on their socket, which makes them finish at once. */
+static void join_publishers(erh_instance *inst, int64_t give_up_ms)
+{
+    struct timespec pause = {.tv_nsec = STOP_POLL_MS * 1000000L};
+    while (!publishers_finished(inst) && erh_monotonic_ms() < give_up_ms)
+        nanosleep(&pause, NULL);
+    for (unsigned i = 0; i < inst->n_publishers; i++)
+        if (!erh_publisher_finished(&inst->publishers[i]))
+            erh_publisher_interrupt(&inst->publishers[i]);
+    for (unsigned i = 0; i < inst->n_publishers; i++)
+        erh_publisher_join(&inst->publishers[i]);
+}
+
 static void stop_instance(erh_instance *inst, unsigned timeout_ms)
 {
     if (atomic_exchange(&inst->stop_begun, true))
@@ -80,11 +111,13 @@ static void stop_instance(erh_instance *inst, unsigned timeout_ms)
     atomic_store(&inst->closing, true);
     while (atomic_load(&inst->submitting) > 0)
         sched_yield(); /* a submit holds this for a few instructions only */
-    atomic_store(&inst->shared.stop_deadline_ms, erh_monotonic_ms() + timeout_ms);
+    int64_t deadline = erh_monotonic_ms() + timeout_ms;
+    atomic_store(&inst->shared.stop_deadline_ms, deadline);
     atomic_store(&inst->shared.stopping, true);
-    erh_presence_stop(inst->presence, atomic_load(&inst->shared.stop_deadline_ms));
+    erh_presence_stop(inst->presence, deadline);
     for (unsigned i = 0; i < inst->n_publishers; i++)
-        erh_publisher_join(&inst->publishers[i]);
+        erh_publisher_wake(&inst->publishers[i]);
+    join_publishers(inst, deadline + STOP_GRACE_MS);
     erh_presence_join(inst->presence);
 }
 
@@ -190,7 +223,9 @@ static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
                   .disconnected = atoms->disconnected,
                   .returned = atoms->returned,
                   .encode_failed = atoms->encode_failed,
-                  .spool_failed = atoms->spool_failed},
+                  .spool_failed = atoms->spool_failed,
+                  .blocked = atoms->blocked,
+                  .unblocked = atoms->unblocked},
         .boot_id = make_boot_id(),
     };
     enif_self(env, &inst->shared.owner);
@@ -532,6 +567,7 @@ static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
 static ERL_NIF_TERM link_state_atom(const erh_atoms *atoms, int state)
 {
     return state == ERH_LINK_CONNECTED ? atoms->connected
+           : state == ERH_LINK_BLOCKED ? atoms->blocked
            : state == ERH_LINK_STOPPED ? atoms->stopped
                                        : atoms->connecting;
 }
