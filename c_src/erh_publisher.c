@@ -66,13 +66,15 @@ static void list_append(erh_event **head, erh_event **tail, erh_event *event)
     *tail = event;
 }
 
-/* Put list, in order and as never sent (no delivery tag), in front of the ready list: it is sent
- * again first. */
+/* Put list, in order and as never sent, in front of the ready list: it is sent again first. A
+ * basic.return seen for an earlier send says nothing about the next one, which may be routed: only
+ * a return of that send may take the event to the unroutable queue. */
 static void ready_prepend(erh_publisher *p, erh_event *list)
 {
     erh_event *tail = NULL;
     for (erh_event *event = list; event; event = event->next) {
         event->delivery_tag = 0;
+        event->returned = false;
         tail = event;
     }
     if (!tail)
