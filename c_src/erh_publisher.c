@@ -129,8 +129,8 @@ static void open_spool(erh_publisher *p)
     publish_gauges(p);
 }
 
-/* An append that did not go through: a full spool waits for confirms to free room, any other
- * failure is reported. */
+/* An append that did not go through: a full spool is not tried again until something changes (see
+ * spool_full), any other failure is reported. */
 static bool spool_refused(erh_publisher *p, erh_status st)
 {
     if (st == ERH_OK)
@@ -236,14 +236,15 @@ static void on_ack(void *ctx, uint64_t tag, bool multiple)
         if (send_to_unroutable(p, event)) {
             rerouted++;
         } else {
-            if (event->in_spool) {
+            if (event->in_spool)
                 erh_spool_release(&p->spool, spool_pos(event));
-                p->spool_full = false;
-            }
             erh_event_free(event);
         }
         event = next;
     }
+    /* A confirm may free spool room, or take away an event in flight that the spool refused (one
+     * larger than its whole bound, say): let spill try again. */
+    p->spool_full = false;
     atomic_fetch_sub(&p->pending, count - rerouted);
     erh_stats_add(p->shared->stats, ERH_C_CONFIRMED, count);
 }
@@ -414,6 +415,7 @@ static void take_more(erh_publisher *p, size_t max)
     } else {
         erh_event *batch = erh_queue_pop(&p->queue, max, &taken);
         if (batch) {
+            p->spool_full = false; /* the event the spool refused may be among these */
             p->ready_head = batch;
             for (p->ready_tail = batch; p->ready_tail->next; p->ready_tail = p->ready_tail->next)
                 ;

@@ -80,7 +80,8 @@ typedef struct erh_publisher {
     bool ever_connected;
     erh_spool spool;
     bool spool_open;  /* locked at init, opened by the thread; false when disabled or broken */
-    bool spool_full;  /* refused an append; retried once a confirm frees room */
+    bool spool_full;  /* refused an append; tried again once a confirm frees room or the
+                       * refused event moves on (confirmed, or taken from the memory queue) */
 
     /* Read by stats/1 from other threads. */
     _Atomic int link_state;

@@ -17,6 +17,7 @@ tests() ->
     [fun every_event_arrives_in_order_when_rabbitmq_restarts_mid_stream/1,
      fun events_waiting_at_stop_arrive_after_the_next_start/1,
      fun a_full_spool_drops_exactly_what_stats_count/1,
+     fun an_event_too_big_for_the_spool_does_not_keep_later_outages_from_spilling/1,
      fun a_torn_spool_file_delivers_every_whole_record/1,
      fun the_second_server_takes_over_when_the_first_is_down/1,
      fun a_silent_broker_is_noticed_by_heartbeats/1,
@@ -161,6 +162,31 @@ a_full_spool_drops_exactly_what_stats_count(Ctx = #{rabbit := Rabbit}) ->
     ?assertEqual(N - Dropped, length(Unique)),
     %% What was kept is the oldest: the events before the bounds filled.
     ?assertEqual(#{<<"bounded">> => lists:seq(1, N - Dropped)}, by_client(Unique)).
+
+%% One event larger than the whole spool waits in memory (and holds back the newer ones, to keep
+%% their order) while RabbitMQ is away. Once it is sent, the spool takes events again: in the next
+%% outage they are spilled, not left in memory.
+an_event_too_big_for_the_spool_does_not_keep_later_outages_from_spilling(Ctx = #{rabbit := Rabbit}) ->
+    ok = erh_test_rabbit:pause(Rabbit),
+    start(Ctx, [{spool_max_bytes, 64 * 1024}]),
+    Big = message(emqx4, <<"spill">>, <<"u">>, <<"t/spill">>, binary:copy(<<"x">>, 100 * 1024)),
+    {ok, _} = emqx_rabbitmq_hook:on_message_publish(Big, []),
+    timer:sleep(500), %% five spill rounds
+    ?assertMatch(#{queue_depth := 1, spool_events := 0}, stats()),
+    ok = erh_test_rabbit:resume(Rabbit),
+    wait_until(fun() -> maps:get(confirmed, stats()) =:= 1 end, 30000),
+    ok = erh_test_rabbit:pause(Rabbit),
+    wait_until(fun() -> connection_states() =:= [connecting] end, 20000),
+    publish(<<"spill">>, 1, 20, 20, 0),
+    Spilled = erh_test_rabbit:wait_for(fun() -> maps:get(spool_events, stats()) =:= 20 end, 5000, 50),
+    #{spool_events := InSpool, queue_depth := InMemory} = stats(),
+    ok = erh_test_rabbit:resume(Rabbit),
+    report("after the event too big for the spool was sent, the next outage spilled ~b of 20 events (~b in memory)",
+           [InSpool, InMemory]),
+    ?assert(Spilled),
+    wait_until(fun() -> maps:get(confirmed, stats()) =:= 21 end, 30000),
+    ?assertEqual(#{<<"spill">> => lists:seq(1, 20)},
+                 by_client([M || M = #{json := #{<<"payload">> := P}} <- drain_queue(Ctx), byte_size(P) < 100])).
 
 a_torn_spool_file_delivers_every_whole_record(Ctx = #{rabbit := Rabbit, spool := Spool}) ->
     ok = erh_test_rabbit:pause(Rabbit),
