@@ -7,13 +7,21 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <amqp_tcp_socket.h>
 
+#include "erh_clock.h"
 #include "erh_tls.h"
 
 #define CHANNEL 1
 #define FRAME_MAX 131072
+/* Frame header and end marker. */
+#define FRAME_OVERHEAD 8
+/* A basic.publish method and content header without their strings: ids, lengths, flags, numbers. */
+#define PUBLISH_FIXED_BYTES 128
+/* Longest wait for the broker's reply to a polite close (at most connect_timeout_ms). */
+#define CLOSE_TIMEOUT_MS 1000
 
 static amqp_bytes_t to_amqp(erh_bytes bytes)
 {
@@ -151,23 +159,50 @@ static erh_status with_tls_reason(erh_amqp *amqp, const erh_config *config, erh_
 }
 
 /* PLAIN sends username and password; EXTERNAL lets the broker take the name from the client
- * certificate the TLS handshake presented. */
+ * certificate the TLS handshake presented. RabbitMQ says connection.blocked only to a client that
+ * lists the capability, and rabbitmq-c 0.11 lists just authentication_failure_close and
+ * exchange_exchange_bindings; it merges this table into its own. */
 static amqp_rpc_reply_t login(erh_amqp *amqp, const erh_config *config)
 {
+    amqp_table_entry_t capability = {.key = amqp_cstring_bytes("connection.blocked"),
+                                     .value = {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
+    amqp_table_entry_t property = {
+        .key = amqp_cstring_bytes("capabilities"),
+        .value = {.kind = AMQP_FIELD_KIND_TABLE, .value.table = {.num_entries = 1, .entries = &capability}}};
+    amqp_table_t properties = {.num_entries = 1, .entries = &property};
     if (config->auth_external)
-        return amqp_login(amqp->conn, config->vhost, 0, FRAME_MAX, (int)config->heartbeat_s,
-                          AMQP_SASL_METHOD_EXTERNAL, config->username);
-    return amqp_login(amqp->conn, config->vhost, 0, FRAME_MAX, (int)config->heartbeat_s, AMQP_SASL_METHOD_PLAIN,
-                      config->username, config->password);
+        return amqp_login_with_properties(amqp->conn, config->vhost, 0, FRAME_MAX, (int)config->heartbeat_s,
+                                          &properties, AMQP_SASL_METHOD_EXTERNAL, config->username);
+    return amqp_login_with_properties(amqp->conn, config->vhost, 0, FRAME_MAX, (int)config->heartbeat_s, &properties,
+                                      AMQP_SASL_METHOD_PLAIN, config->username, config->password);
 }
 
-static erh_status open_session(erh_amqp *amqp, const erh_config *config, const erh_server *server)
+/* The kernel ends a connection whose sent data stays unacknowledged, or whose window stays closed,
+ * for longer than ms (0: never): the bound on a wait inside rabbitmq-c that erh_flow could not
+ * prevent, such as the rest of a message larger than the whole send buffer. */
+static void set_user_timeout(erh_amqp *amqp, unsigned ms)
+{
+    setsockopt(amqp_get_sockfd(amqp->conn), IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+}
+
+/* Keep a duplicate of the socket for erh_amqp_interrupt: rabbitmq-c may close its own descriptor
+ * on an error, and a number closed under another thread could be reused by an unrelated file. */
+static void watch_socket(erh_amqp *amqp, int fd)
+{
+    pthread_mutex_lock(&amqp->watch_lock);
+    if (amqp->watch_fd >= 0)
+        close(amqp->watch_fd);
+    amqp->watch_fd = fd >= 0 ? dup(fd) : -1;
+    pthread_mutex_unlock(&amqp->watch_lock);
+}
+
+static erh_status open_session(erh_amqp *amqp, const erh_config *config, const erh_server *server, unsigned timeout_ms)
 {
     amqp_socket_t *socket;
     erh_status st = new_socket(amqp, config, server, &socket);
     if (st != ERH_OK)
         return st;
-    struct timeval timeout = ms_to_timeval(config->connect_timeout_ms);
+    struct timeval timeout = ms_to_timeval(timeout_ms);
     amqp_set_handshake_timeout(amqp->conn, &timeout);
     amqp_set_rpc_timeout(amqp->conn, &timeout);
 
@@ -176,9 +211,8 @@ static erh_status open_session(erh_amqp *amqp, const erh_config *config, const e
         return with_tls_reason(amqp, config,
                                fail(amqp, rc == AMQP_STATUS_TIMEOUT ? ERH_ERR_TIMEOUT : ERH_ERR_SOCKET,
                                     "connecting to %s:%d: %s", server->host, server->port, amqp_error_string2(rc)));
-    /* A broker that stops reading (memory alarm, dead peer) must not hold a publisher in send()
-     * forever: the send fails, and the connection is replaced. */
-    setsockopt(amqp_get_sockfd(amqp->conn), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    watch_socket(amqp, amqp_get_sockfd(amqp->conn));
+    set_user_timeout(amqp, amqp->stall_ms);
 
     st = with_tls_reason(amqp, config, check_reply(amqp, login(amqp, config), "logging in"));
     if (st != ERH_OK)
@@ -193,18 +227,60 @@ static erh_status open_session(erh_amqp *amqp, const erh_config *config, const e
     return check_reply(amqp, amqp_get_rpc_reply(amqp->conn), "selecting publisher confirms");
 }
 
-erh_status erh_amqp_connect(erh_amqp *amqp, const erh_config *config, const erh_server *server)
+void erh_amqp_init(erh_amqp *amqp)
+{
+    *amqp = (erh_amqp){.watch_fd = -1};
+    pthread_mutex_init(&amqp->watch_lock, NULL);
+}
+
+void erh_amqp_destroy(erh_amqp *amqp)
+{
+    erh_amqp_close(amqp, false);
+    pthread_mutex_destroy(&amqp->watch_lock);
+}
+
+erh_status erh_amqp_connect(erh_amqp *amqp, const erh_config *config, const erh_server *server, unsigned timeout_ms)
 {
     erh_amqp_close(amqp, false);
     amqp->errstr[0] = '\0';
     amqp->last_tag = 0;
+    amqp->blocked = false;
+    erh_flow_reset(&amqp->writes);
+    erh_flow_reset(&amqp->control);
+    /* As long as a silent broker takes to be noticed by its missing heartbeats. */
+    amqp->stall_ms = config->heartbeat_s > 0 ? config->heartbeat_s * 2000 : config->connect_timeout_ms;
+    amqp->close_ms = config->connect_timeout_ms < CLOSE_TIMEOUT_MS ? config->connect_timeout_ms : CLOSE_TIMEOUT_MS;
     amqp->conn = amqp_new_connection();
     if (!amqp->conn)
         return fail(amqp, ERH_ERR_NOMEM, "creating a connection: out of memory");
-    erh_status st = open_session(amqp, config, server);
+    erh_status st = open_session(amqp, config, server, timeout_ms);
     if (st != ERH_OK)
         erh_amqp_close(amqp, false);
     return st;
+}
+
+/* A write that found no room: try again later, unless the socket has taken nothing for the stall
+ * time. While RabbitMQ says it blocks us, it reads nothing on purpose: that is no stall. */
+static erh_status no_room(erh_amqp *amqp, const erh_flow *flow)
+{
+    int64_t stalled = erh_flow_stalled_ms(flow, erh_monotonic_ms());
+    if (amqp->blocked || stalled < amqp->stall_ms)
+        return ERH_ERR_AGAIN;
+    return fail(amqp, ERH_ERR_TIMEOUT, "RabbitMQ took none of the data written for %" PRId64 " ms", stalled);
+}
+
+static bool room_for_control(erh_amqp *amqp)
+{
+    return erh_flow_room_for_control(&amqp->control, amqp_get_sockfd(amqp->conn), erh_monotonic_ms());
+}
+
+/* What the frames of a publish take on the wire, near enough for erh_flow (which adds its margin). */
+static size_t publish_bytes(const char *exchange, const erh_amqp_message *message)
+{
+    size_t body_frames = message->body.len / (FRAME_MAX - FRAME_OVERHEAD) + 1;
+    return PUBLISH_FIXED_BYTES + 3 * FRAME_OVERHEAD + strlen(exchange) + message->routing_key.len +
+           message->message_id.len + strlen(message->type) + message->clientid.len + strlen(message->node) +
+           body_frames * FRAME_OVERHEAD + message->body.len;
 }
 
 erh_status erh_amqp_publish(erh_amqp *amqp, const char *exchange, const erh_amqp_message *message,
@@ -226,6 +302,9 @@ erh_status erh_amqp_publish(erh_amqp *amqp, const char *exchange, const erh_amqp
         .app_id = amqp_cstring_bytes("emqx"),
         .headers = {.num_entries = 2, .entries = headers},
     };
+    if (!erh_flow_room(&amqp->writes, amqp_get_sockfd(amqp->conn), publish_bytes(exchange, message),
+                       erh_monotonic_ms()))
+        return no_room(amqp, &amqp->writes);
     int rc = amqp_basic_publish(amqp->conn, CHANNEL, amqp_cstring_bytes(exchange), to_amqp(message->routing_key),
                                 1, 0, &props, to_amqp(message->body));
     if (rc != AMQP_STATUS_OK)
@@ -234,34 +313,75 @@ erh_status erh_amqp_publish(erh_amqp *amqp, const char *exchange, const erh_amqp
     return ERH_OK;
 }
 
+/* The next frame of a returned message's content. rabbitmq-c's amqp_read_message would wait for
+ * it with no deadline; each frame gets the stall time here. */
+static erh_status content_frame(erh_amqp *amqp, amqp_channel_t channel, uint8_t type, amqp_frame_t *frame)
+{
+    struct timeval timeout = ms_to_timeval(amqp->stall_ms);
+    int rc = amqp_simple_wait_frame_noblock(amqp->conn, frame, &timeout);
+    if (rc != AMQP_STATUS_OK)
+        return fail(amqp,
+                    rc == AMQP_STATUS_TIMEOUT || rc == AMQP_STATUS_HEARTBEAT_TIMEOUT ? ERH_ERR_TIMEOUT : ERH_ERR_SOCKET,
+                    "reading a returned message: %s", amqp_error_string2(rc));
+    if (frame->channel != channel || frame->frame_type != type)
+        return fail(amqp, ERH_ERR_PROTOCOL, "reading a returned message: frame of type %u on channel %u",
+                    frame->frame_type, frame->channel);
+    return ERH_OK;
+}
+
+/* Copy at most cap bytes of from into out; returns the bytes copied. */
+static size_t copy_bytes(char *out, size_t cap, amqp_bytes_t from)
+{
+    size_t len = from.len < cap ? from.len : cap;
+    memcpy(out, from.bytes, len);
+    return len;
+}
+
 /* A basic.return is followed by the returned message's header and body; read them so the
  * stream stays in step, and report the routing key and message id. */
 static erh_status handle_return(erh_amqp *amqp, const amqp_frame_t *frame, const erh_amqp_handler *handler)
 {
     const amqp_basic_return_t *ret = frame->payload.method.decoded;
-    char routing_key[256], reply_text[256];
-    size_t rk_len = ret->routing_key.len < sizeof routing_key ? ret->routing_key.len : sizeof routing_key;
-    size_t text_len = ret->reply_text.len < sizeof reply_text ? ret->reply_text.len : sizeof reply_text;
-    memcpy(routing_key, ret->routing_key.bytes, rk_len);
-    memcpy(reply_text, ret->reply_text.bytes, text_len);
+    char routing_key[256], reply_text[256], message_id[256];
+    size_t rk_len = copy_bytes(routing_key, sizeof routing_key, ret->routing_key);
+    size_t text_len = copy_bytes(reply_text, sizeof reply_text, ret->reply_text);
+    size_t id_len = 0;
 
-    amqp_message_t message;
-    erh_status st = check_reply(amqp, amqp_read_message(amqp->conn, frame->channel, &message, 0),
-                                "reading a returned message");
+    amqp_frame_t content;
+    erh_status st = content_frame(amqp, frame->channel, AMQP_FRAME_HEADER, &content);
     if (st != ERH_OK)
         return st;
-    erh_bytes message_id = {0};
-    if (message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
-        message_id = from_amqp(message.properties.message_id);
-    handler->returned(handler->ctx, (erh_bytes){routing_key, rk_len}, message_id,
+    const amqp_basic_properties_t *props = content.payload.properties.decoded;
+    if (props->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+        id_len = copy_bytes(message_id, sizeof message_id, props->message_id);
+    for (uint64_t left = content.payload.properties.body_size; left > 0;) {
+        if ((st = content_frame(amqp, frame->channel, AMQP_FRAME_BODY, &content)) != ERH_OK)
+            return st;
+        left -= content.payload.body_fragment.len < left ? content.payload.body_fragment.len : left;
+    }
+    handler->returned(handler->ctx, (erh_bytes){routing_key, rk_len}, (erh_bytes){message_id, id_len},
                       (erh_bytes){reply_text, text_len});
-    amqp_destroy_message(&message);
     return ERH_OK;
+}
+
+/* connection.blocked or connection.unblocked. A write waiting before a block says nothing about
+ * the time after it. While blocked, RabbitMQ keeps its window closed on purpose and still sends
+ * heartbeats: the kernel must not end the connection for that. */
+static void handle_blocked(erh_amqp *amqp, const amqp_frame_t *frame, const erh_amqp_handler *handler)
+{
+    bool blocked = frame->payload.method.id == AMQP_CONNECTION_BLOCKED_METHOD;
+    erh_bytes reason = {0};
+    if (blocked)
+        reason = from_amqp(((const amqp_connection_blocked_t *)frame->payload.method.decoded)->reason);
+    amqp->blocked = blocked;
+    erh_flow_reset(&amqp->writes);
+    set_user_timeout(amqp, blocked ? 0 : amqp->stall_ms);
+    handler->blocked(handler->ctx, blocked, reason);
 }
 
 static erh_status handle_close(erh_amqp *amqp, const amqp_frame_t *frame)
 {
-    if (frame->payload.method.id == AMQP_CONNECTION_CLOSE_METHOD) {
+    if (frame->payload.method.id == AMQP_CONNECTION_CLOSE_METHOD && room_for_control(amqp)) {
         amqp_connection_close_ok_t ok = {0};
         amqp_send_method(amqp->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
     }
@@ -271,6 +391,11 @@ static erh_status handle_close(erh_amqp *amqp, const amqp_frame_t *frame)
 
 erh_status erh_amqp_service(erh_amqp *amqp, const erh_amqp_handler *handler)
 {
+    /* rabbitmq-c sends a heartbeat from inside a read when one is due, and would wait for room. */
+    if (!room_for_control(amqp)) {
+        erh_status st = no_room(amqp, &amqp->control);
+        return st == ERH_ERR_AGAIN ? ERH_OK : st;
+    }
     erh_status st = ERH_OK;
     while (st == ERH_OK) {
         amqp_frame_t frame;
@@ -297,6 +422,10 @@ erh_status erh_amqp_service(erh_amqp *amqp, const erh_amqp_handler *handler)
         case AMQP_BASIC_RETURN_METHOD:
             st = handle_return(amqp, &frame, handler);
             break;
+        case AMQP_CONNECTION_BLOCKED_METHOD:
+        case AMQP_CONNECTION_UNBLOCKED_METHOD:
+            handle_blocked(amqp, &frame, handler);
+            break;
         case AMQP_CHANNEL_CLOSE_METHOD:
         case AMQP_CONNECTION_CLOSE_METHOD:
             st = handle_close(amqp, &frame);
@@ -309,9 +438,19 @@ erh_status erh_amqp_service(erh_amqp *amqp, const erh_amqp_handler *handler)
     return st;
 }
 
+bool erh_amqp_blocked(const erh_amqp *amqp)
+{
+    return amqp->conn && amqp->blocked;
+}
+
+bool erh_amqp_waiting(const erh_amqp *amqp)
+{
+    return amqp->conn && (amqp->writes.waiting_since_ms != 0 || amqp->control.waiting_since_ms != 0);
+}
+
 int erh_amqp_fd(const erh_amqp *amqp)
 {
-    return amqp->conn ? amqp_get_sockfd(amqp->conn) : -1;
+    return amqp->conn && amqp->control.waiting_since_ms == 0 ? amqp_get_sockfd(amqp->conn) : -1;
 }
 
 void erh_amqp_hold(erh_amqp *amqp, bool hold)
@@ -321,14 +460,33 @@ void erh_amqp_hold(erh_amqp *amqp, bool hold)
         setsockopt(amqp_get_sockfd(amqp->conn), IPPROTO_TCP, TCP_CORK, &cork, sizeof cork);
 }
 
+/* rabbitmq-c sends each close frame with no deadline, then waits for the reply as long as the
+ * RPC timeout says (and closes the socket when it passes). */
+static void close_politely(erh_amqp *amqp)
+{
+    struct timeval timeout = ms_to_timeval(amqp->close_ms);
+    amqp_set_rpc_timeout(amqp->conn, &timeout);
+    amqp_rpc_reply_t reply = amqp_channel_close(amqp->conn, CHANNEL, AMQP_REPLY_SUCCESS);
+    if (reply.reply_type == AMQP_RESPONSE_NORMAL && room_for_control(amqp))
+        amqp_connection_close(amqp->conn, AMQP_REPLY_SUCCESS);
+}
+
 void erh_amqp_close(erh_amqp *amqp, bool polite)
 {
     if (!amqp->conn)
         return;
-    if (polite) {
-        amqp_channel_close(amqp->conn, CHANNEL, AMQP_REPLY_SUCCESS);
-        amqp_connection_close(amqp->conn, AMQP_REPLY_SUCCESS);
-    }
+    /* A blocked connection reads nothing: the reply would never come. */
+    if (polite && !amqp->blocked && room_for_control(amqp))
+        close_politely(amqp);
+    watch_socket(amqp, -1);
     amqp_destroy_connection(amqp->conn);
     amqp->conn = NULL;
+}
+
+void erh_amqp_interrupt(erh_amqp *amqp)
+{
+    pthread_mutex_lock(&amqp->watch_lock);
+    if (amqp->watch_fd >= 0)
+        shutdown(amqp->watch_fd, SHUT_RDWR);
+    pthread_mutex_unlock(&amqp->watch_lock);
 }

@@ -18,14 +18,17 @@
  *
  * Shutdown order (stop/2 on a dirty I/O scheduler, or the destructor if stop was never called):
  * 1. refuse new submits to the publishers and wait for the submits already inside to finish pushing;
- * 2. set the drain deadline, tell the publishers to stop, wake them and join each one started (they
- *    drain in parallel, to the same deadline); the presence thread goes on taking and applying
- *    events meanwhile, so a hook call during a configuration change still reaches the registry;
+ * 2. set the drain deadline, tell the publishers to stop and wake them (they drain in parallel, to
+ *    the same deadline); the presence thread goes on taking and applying events meanwhile, so a hook
+ *    call during a configuration change still reaches the registry;
  * 3. each publisher, before it ends, writes what is still unconfirmed to its spool (counted as
- *    undelivered; what the spool cannot take is counted as dropped) and closes the spool;
- * 4. tell the presence thread to stop (it drains to the same deadline) and join it; from then on the
+ *    undelivered; what the spool cannot take is counted as dropped), closes the spool and its
+ *    connection (politely only when RabbitMQ reads, waiting a second at most);
+ * 4. a publisher still busy STOP_GRACE_MS after the deadline has its socket shut down, which ends
+ *    any wait on it at once; then each publisher thread started is joined;
+ * 5. tell the presence thread to stop (it drains to the same deadline) and join it; from then on the
  *    instance's boot may be continued by a new one;
- * 5. the destructor frees what is left, after the joins, never before. */
+ * 6. the destructor frees what is left, after the joins, never before. */
 
 #include <erl_nif.h>
 
@@ -45,8 +48,8 @@
 #include "erh_nif_terms.h"
 #include "erh_presence.h"
 #include "erh_publisher.h"
+#include "erh_clock.h"
 #include "erh_stats.h"
-#include "erh_thread.h"
 
 typedef struct erh_priv {
     erh_atoms atoms;
@@ -84,6 +87,34 @@ static ERL_NIF_TERM error_tuple(ErlNifEnv *env, const erh_atoms *atoms, ERL_NIF_
 
 /* ---- life cycle ---- */
 
+/* After the drain deadline, the time a publisher has to write its spool and close its connection
+ * (a polite close waits a second at most) before stop shuts its socket down. */
+#define STOP_GRACE_MS 1500
+/* How often stop looks whether the publishers are done. */
+#define STOP_POLL_MS 5
+
+static bool publishers_finished(erh_instance *inst)
+{
+    for (unsigned i = 0; i < inst->n_publishers; i++)
+        if (!erh_publisher_finished(&inst->publishers[i]))
+            return false;
+    return true;
+}
+
+/* Joining has no timeout: wait for the publishers' own word that they are done, until give_up_ms;
+ * then interrupt those still waiting on their socket, which makes them finish at once. */
+static void join_publishers(erh_instance *inst, int64_t give_up_ms)
+{
+    struct timespec pause = {.tv_nsec = STOP_POLL_MS * 1000000L};
+    while (!publishers_finished(inst) && erh_monotonic_ms() < give_up_ms)
+        nanosleep(&pause, NULL);
+    for (unsigned i = 0; i < inst->n_publishers; i++)
+        if (!erh_publisher_finished(&inst->publishers[i]))
+            erh_publisher_interrupt(&inst->publishers[i]);
+    for (unsigned i = 0; i < inst->n_publishers; i++)
+        erh_publisher_join(&inst->publishers[i]);
+}
+
 static void stop_instance(erh_instance *inst, unsigned timeout_ms)
 {
     if (atomic_exchange(&inst->stop_begun, true))
@@ -95,7 +126,8 @@ static void stop_instance(erh_instance *inst, unsigned timeout_ms)
     atomic_store(&inst->shared.stop_deadline_ms, deadline_ms);
     atomic_store(&inst->shared.stopping, true);
     for (unsigned i = 0; i < inst->n_publishers; i++)
-        erh_publisher_join(&inst->publishers[i]);
+        erh_publisher_wake(&inst->publishers[i]);
+    join_publishers(inst, deadline_ms + STOP_GRACE_MS);
     erh_presence_stop(inst->presence, deadline_ms);
     erh_presence_join(inst->presence);
     atomic_store(&inst->stopped, true);
@@ -189,7 +221,9 @@ static void init_shared(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *in
                   .disconnected = atoms->disconnected,
                   .returned = atoms->returned,
                   .encode_failed = atoms->encode_failed,
-                  .spool_failed = atoms->spool_failed},
+                  .spool_failed = atoms->spool_failed,
+                  .blocked = atoms->blocked,
+                  .unblocked = atoms->unblocked},
         .boot_id = boot_id,
     };
     enif_self(env, &inst->shared.owner);
@@ -591,6 +625,7 @@ static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
 static ERL_NIF_TERM link_state_atom(const erh_atoms *atoms, int state)
 {
     return state == ERH_LINK_CONNECTED ? atoms->connected
+           : state == ERH_LINK_BLOCKED ? atoms->blocked
            : state == ERH_LINK_STOPPED ? atoms->stopped
                                        : atoms->connecting;
 }

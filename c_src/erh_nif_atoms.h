@@ -21,6 +21,8 @@
     ATOM(publish, "publish")                                                                             \
     ATOM(connecting, "connecting")                                                                       \
     ATOM(stopped, "stopped")                                                                             \
+    ATOM(blocked, "blocked")                                                                             \
+    ATOM(unblocked, "unblocked")                                                                         \
     ATOM(state, "state")                                                                                 \
     ATOM(server, "server")                                                                               \
     ATOM(connections, "connections")                                                                     \

@@ -6,7 +6,7 @@
 #include <hiredis.h>
 
 #include "erh_scripts.h"
-#include "erh_thread.h"
+#include "erh_clock.h"
 
 erh_status erh_presence_reader_init(erh_presence_reader *reader, const erh_config *config)
 {

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "erh_json.h"
 #include "erh_nif_terms.h"
@@ -19,6 +18,9 @@
 #define SPILL_EVERY_MS 100
 /* Events taken from the memory queue at a time to write to the spool: one lock per batch. */
 #define SPILL_BATCH 256
+/* While a write waits for room in the socket, it looks again this often: poll() says a socket is
+ * writable long before it has room for a large message. */
+#define ROOM_RECHECK_MS 10
 /* Segments are a fraction of the spool's bound, so a released segment frees room soon. */
 #define SEGMENT_MAX_BYTES (64u << 20)
 #define SEGMENTS_PER_SPOOL 8
@@ -64,13 +66,15 @@ static void list_append(erh_event **head, erh_event **tail, erh_event *event)
     *tail = event;
 }
 
-/* Put list, in order and as never sent (no delivery tag), in front of the ready list: it is sent
- * again first. */
+/* Put list, in order and as never sent, in front of the ready list: it is sent again first. A
+ * basic.return seen for an earlier send says nothing about the next one, which may be routed: only
+ * a return of that send may take the event to the unroutable queue. */
 static void ready_prepend(erh_publisher *p, erh_event *list)
 {
     erh_event *tail = NULL;
     for (erh_event *event = list; event; event = event->next) {
         event->delivery_tag = 0;
+        event->returned = false;
         tail = event;
     }
     if (!tail)
@@ -125,8 +129,8 @@ static void open_spool(erh_publisher *p)
     publish_gauges(p);
 }
 
-/* An append that did not go through: a full spool waits for confirms to free room, any other
- * failure is reported. */
+/* An append that did not go through: a full spool is not tried again until something changes (see
+ * spool_full), any other failure is reported. */
 static bool spool_refused(erh_publisher *p, erh_status st)
 {
     if (st == ERH_OK)
@@ -232,14 +236,15 @@ static void on_ack(void *ctx, uint64_t tag, bool multiple)
         if (send_to_unroutable(p, event)) {
             rerouted++;
         } else {
-            if (event->in_spool) {
+            if (event->in_spool)
                 erh_spool_release(&p->spool, spool_pos(event));
-                p->spool_full = false;
-            }
             erh_event_free(event);
         }
         event = next;
     }
+    /* A confirm may free spool room, or take away an event in flight that the spool refused (one
+     * larger than its whole bound, say): let spill try again. */
+    p->spool_full = false;
     atomic_fetch_sub(&p->pending, count - rerouted);
     erh_stats_add(p->shared->stats, ERH_C_CONFIRMED, count);
 }
@@ -282,7 +287,29 @@ static void on_return(void *ctx, erh_bytes routing_key, erh_bytes returned_id, e
                                erh_binary_term(env, reply_text)));
 }
 
+/* RabbitMQ stopped reading what this connection publishes (a memory or disk alarm), or goes on. */
+static void on_blocked(void *ctx, bool blocked, erh_bytes reason)
+{
+    erh_publisher *p = ctx;
+    ErlNifEnv *env = p->msg_env;
+    ERL_NIF_TERM server = server_term(p, atomic_load(&p->current_server));
+    atomic_store(&p->link_state, blocked ? ERH_LINK_BLOCKED : ERH_LINK_CONNECTED);
+    if (!blocked) {
+        notify(p, enif_make_tuple2(env, p->shared->atoms.unblocked, server));
+        return;
+    }
+    erh_stats_add(p->shared->stats, ERH_C_BLOCKED, 1);
+    notify(p, enif_make_tuple3(env, p->shared->atoms.blocked, server, erh_binary_term(env, reason)));
+}
+
 /* ---- the connection ---- */
+
+/* RabbitMQ takes nothing from this publisher: it is away, or it blocks publishing. Events are
+ * then buffered as in an outage. */
+static bool broker_away(erh_publisher *p)
+{
+    return !p->connected || erh_amqp_blocked(&p->amqp);
+}
 
 static void lose_connection(erh_publisher *p)
 {
@@ -294,13 +321,26 @@ static void lose_connection(erh_publisher *p)
     p->next_connect_ms = erh_monotonic_ms() + erh_backoff_next(&p->backoff);
 }
 
+/* Each step of a connection attempt waits at most connect_timeout_ms, and during a stop no longer
+ * than the drain has left. */
+static unsigned connect_timeout(erh_publisher *p)
+{
+    erh_shared *shared = p->shared;
+    int64_t timeout = shared->config->connect_timeout_ms;
+    if (atomic_load(&shared->stopping)) {
+        int64_t left = atomic_load(&shared->stop_deadline_ms) - erh_monotonic_ms();
+        timeout = left < timeout ? left : timeout;
+    }
+    return timeout > 1 ? (unsigned)timeout : 1;
+}
+
 static void try_connect(erh_publisher *p)
 {
     const erh_config *config = p->shared->config;
     unsigned server = p->next_server;
     p->next_server = (p->next_server + 1) % (unsigned)config->n_servers;
     atomic_store(&p->current_server, server);
-    erh_status st = erh_amqp_connect(&p->amqp, config, &config->servers[server]);
+    erh_status st = erh_amqp_connect(&p->amqp, config, &config->servers[server], connect_timeout(p));
     if (st != ERH_OK) {
         erh_stats_add(p->shared->stats, ERH_C_CONNECT_FAILURES, 1);
         notify_link(p, p->shared->atoms.connect_failed, server);
@@ -375,6 +415,7 @@ static void take_more(erh_publisher *p, size_t max)
     } else {
         erh_event *batch = erh_queue_pop(&p->queue, max, &taken);
         if (batch) {
+            p->spool_full = false; /* the event the spool refused may be among these */
             p->ready_head = batch;
             for (p->ready_tail = batch; p->ready_tail->next; p->ready_tail = p->ready_tail->next)
                 ;
@@ -405,14 +446,15 @@ static erh_status publish_event(erh_publisher *p)
     return ERH_OK;
 }
 
-/* Publish ready events, taking more as needed, while the window has room. A run of more than one
- * message is held and sent in full segments; a lone event goes out at once. */
+/* Publish ready events, taking more as needed, while the window has room and RabbitMQ does not
+ * block publishing. A run of more than one message is held and sent in full segments; a lone event
+ * goes out at once. ERH_ERR_AGAIN: the socket has no room for the next one now. */
 static erh_status fill_window(erh_publisher *p)
 {
     size_t window = p->shared->config->confirm_window;
     size_t sent = 0;
     erh_status st = ERH_OK;
-    while (st == ERH_OK && p->inflight_count < window) {
+    while (st == ERH_OK && p->inflight_count < window && !erh_amqp_blocked(&p->amqp)) {
         if (!p->ready_head)
             take_more(p, window - p->inflight_count);
         if (!p->ready_head)
@@ -426,12 +468,13 @@ static erh_status fill_window(erh_publisher *p)
     return st;
 }
 
-/* Publish what can go, then read confirms and returns. False when the connection is lost. */
+/* Publish what can go, then read confirms, returns and blocks. False when the connection is lost. */
 static bool exchange_frames(erh_publisher *p)
 {
-    const erh_amqp_handler handler = {.ack = on_ack, .nack = on_nack, .returned = on_return, .ctx = p};
+    const erh_amqp_handler handler = {
+        .ack = on_ack, .nack = on_nack, .returned = on_return, .blocked = on_blocked, .ctx = p};
     erh_status st = fill_window(p);
-    if (st != ERH_OK && st != ERH_ERR_ENCODE)
+    if (st != ERH_OK && st != ERH_ERR_ENCODE && st != ERH_ERR_AGAIN)
         return false;
     return erh_amqp_service(&p->amqp, &handler) == ERH_OK;
 }
@@ -452,17 +495,21 @@ static bool should_exit(erh_publisher *p)
     return delivered || erh_monotonic_ms() >= atomic_load(&shared->stop_deadline_ms);
 }
 
+/* An event could be published at once: connected, not blocked, room in the window and in the socket. */
+static bool can_publish(erh_publisher *p)
+{
+    return !broker_away(p) && !erh_amqp_waiting(&p->amqp) && p->inflight_count < p->shared->config->confirm_window;
+}
+
 /* Work that can go on at once, without waiting for the broker or a timer. */
 static bool has_work(erh_publisher *p)
 {
-    if (!p->connected)
-        return false;
-    bool room = p->inflight_count < p->shared->config->confirm_window;
-    return room && (p->ready_head || spool_unread(p) || erh_queue_count(&p->queue) > 0);
+    return can_publish(p) && (p->ready_head || spool_unread(p) || erh_queue_count(&p->queue) > 0);
 }
 
 /* Sleep until woken, until the socket has data (when connected), until the next connection attempt
- * or for at most MAX_IDLE_MS (half the heartbeat when shorter); never past the stop deadline. */
+ * or for at most MAX_IDLE_MS (half the heartbeat when shorter); never past the stop deadline. While
+ * RabbitMQ takes nothing, wake up to spill; while a write waits for room, to look again. */
 static void wait_for_work(erh_publisher *p)
 {
     erh_shared *shared = p->shared;
@@ -473,15 +520,16 @@ static void wait_for_work(erh_publisher *p)
         timeout = half_heartbeat;
     if (!p->connected && p->next_connect_ms - now < timeout)
         timeout = p->next_connect_ms - now;
-    if (!p->connected && p->spool_open && SPILL_EVERY_MS < timeout)
+    if (broker_away(p) && p->spool_open && SPILL_EVERY_MS < timeout)
         timeout = SPILL_EVERY_MS;
+    if (erh_amqp_waiting(&p->amqp) && ROOM_RECHECK_MS < timeout)
+        timeout = ROOM_RECHECK_MS;
     if (atomic_load(&shared->stopping) && atomic_load(&shared->stop_deadline_ms) - now < timeout)
         timeout = atomic_load(&shared->stop_deadline_ms) - now;
     if (timeout <= 0)
         return;
     /* A new event is work when it can be published at once. */
-    bool room = p->inflight_count < shared->config->confirm_window;
-    if (p->connected && room && !erh_queue_prepare_sleep(&p->queue))
+    if (can_publish(p) && !erh_queue_prepare_sleep(&p->queue))
         return;
     struct pollfd fds[2] = {{.fd = p->queue.wake_fd, .events = POLLIN},
                             {.fd = erh_amqp_fd(&p->amqp), .events = POLLIN}};
@@ -544,7 +592,7 @@ static void *publisher_main(void *arg)
         }
         if (p->connected && !exchange_frames(p))
             lose_connection(p);
-        if (!p->connected || erh_queue_count(&p->queue) >= high_water)
+        if (broker_away(p) || erh_queue_count(&p->queue) >= high_water)
             spill(p);
         if (p->spool_open && erh_spool_tick(&p->spool, erh_monotonic_ms()) != ERH_OK)
             spool_failed(p);
@@ -554,6 +602,7 @@ static void *publisher_main(void *arg)
             wait_for_work(p);
     }
     finish(p);
+    atomic_store(&p->finished, true);
     return NULL;
 }
 
@@ -562,6 +611,7 @@ static void *publisher_main(void *arg)
 erh_status erh_publisher_init(erh_publisher *p, erh_shared *shared, unsigned index, size_t capacity)
 {
     *p = (erh_publisher){.shared = shared, .index = index, .spool = {.lock_fd = -1}};
+    erh_amqp_init(&p->amqp);
     erh_backoff_init(&p->backoff, shared->config->reconnect_min_ms, shared->config->reconnect_max_ms,
                      (unsigned)(shared->boot_id ^ index));
     erh_status st = erh_queue_init(&p->queue, capacity, capacity - capacity / 4);
@@ -596,6 +646,21 @@ erh_status erh_publisher_start(erh_publisher *p)
     return ERH_OK;
 }
 
+void erh_publisher_wake(erh_publisher *p)
+{
+    erh_queue_wake(&p->queue);
+}
+
+bool erh_publisher_finished(erh_publisher *p)
+{
+    return !p->thread_started || atomic_load(&p->finished);
+}
+
+void erh_publisher_interrupt(erh_publisher *p)
+{
+    erh_amqp_interrupt(&p->amqp);
+}
+
 void erh_publisher_join(erh_publisher *p)
 {
     if (!p->thread_started)
@@ -611,7 +676,7 @@ void erh_publisher_destroy(erh_publisher *p)
     erh_event_list_free(p->inflight_head);
     p->ready_head = p->ready_tail = p->inflight_head = p->inflight_tail = NULL;
     erh_spool_close(&p->spool, NULL); /* only a spool locked by a thread that never ran */
-    erh_amqp_close(&p->amqp, false);
+    erh_amqp_destroy(&p->amqp);
     erh_buf_free(&p->json);
     erh_buf_free(&p->json_scratch);
     erh_queue_destroy(&p->queue);

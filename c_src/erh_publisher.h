@@ -19,6 +19,7 @@
 
 #include "erh_amqp.h"
 #include "erh_backoff.h"
+#include "erh_clock.h"
 #include "erh_config.h"
 #include "erh_queue.h"
 #include "erh_spool.h"
@@ -33,6 +34,8 @@ typedef struct erh_publisher_atoms {
     ERL_NIF_TERM returned;
     ERL_NIF_TERM encode_failed;
     ERL_NIF_TERM spool_failed;
+    ERL_NIF_TERM blocked;
+    ERL_NIF_TERM unblocked;
 } erh_publisher_atoms;
 
 /* What the publishers of one instance share. Read-only while they run, but for the atomics. */
@@ -50,6 +53,7 @@ typedef enum erh_link_state {
     ERH_LINK_CONNECTING = 0,
     ERH_LINK_CONNECTED = 1,
     ERH_LINK_STOPPED = 2,
+    ERH_LINK_BLOCKED = 3, /* connected, and RabbitMQ blocks publishing (connection.blocked) */
 } erh_link_state;
 
 typedef struct erh_publisher {
@@ -76,7 +80,8 @@ typedef struct erh_publisher {
     bool ever_connected;
     erh_spool spool;
     bool spool_open;  /* locked at init, opened by the thread; false when disabled or broken */
-    bool spool_full;  /* refused an append; retried once a confirm frees room */
+    bool spool_full;  /* refused an append; tried again once a confirm frees room or the
+                       * refused event moves on (confirmed, or taken from the memory queue) */
 
     /* Read by stats/1 from other threads. */
     _Atomic int link_state;
@@ -84,6 +89,7 @@ typedef struct erh_publisher {
     _Atomic size_t pending; /* in the ready list or the window */
     _Atomic uint64_t spool_bytes;
     _Atomic uint64_t spool_events; /* unconfirmed events in the spool */
+    atomic_bool finished;          /* the thread is done with its connection and spool */
 } erh_publisher;
 
 erh_status erh_publisher_init(erh_publisher *publisher, erh_shared *shared, unsigned index, size_t capacity);
@@ -91,6 +97,13 @@ erh_status erh_publisher_init(erh_publisher *publisher, erh_shared *shared, unsi
  * errstr says why, e.g. that another instance uses the folder. */
 erh_status erh_publisher_lock_spool(erh_publisher *publisher, char *errstr, size_t errstr_len);
 erh_status erh_publisher_start(erh_publisher *publisher);
+/* Make the thread look at shared->stopping now rather than after its current sleep. */
+void erh_publisher_wake(erh_publisher *publisher);
+/* The thread has finished its work (or never started): a join returns at once. */
+bool erh_publisher_finished(erh_publisher *publisher);
+/* From any thread: end at once whatever wait the thread is in on its connection's socket; the
+ * thread then handles a lost connection. Used by stop when a publisher outlives the drain. */
+void erh_publisher_interrupt(erh_publisher *publisher);
 /* Wait for the thread to end (after shared->stopping is set); no-op when it never started. */
 void erh_publisher_join(erh_publisher *publisher);
 /* Free what is left; call only after the join. Safe on a half-built publisher. */

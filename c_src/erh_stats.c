@@ -13,6 +13,7 @@ static const char *const names[ERH_C__COUNT] = {
     [ERH_C_RETRIED] = "retried",
     [ERH_C_RECONNECTS] = "reconnects",
     [ERH_C_CONNECT_FAILURES] = "connect_failures",
+    [ERH_C_BLOCKED] = "blocked",
     [ERH_C_ENCODE_ERRORS] = "encode_errors",
     [ERH_C_UNDELIVERED] = "undelivered",
     [ERH_C_SPOOLED] = "spooled",

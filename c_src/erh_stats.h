@@ -19,6 +19,7 @@ typedef enum erh_counter {
     ERH_C_RETRIED,     /* events published again after a nack or a lost connection */
     ERH_C_RECONNECTS,  /* successful connections after the first */
     ERH_C_CONNECT_FAILURES,
+    ERH_C_BLOCKED,       /* times RabbitMQ blocked publishing on a connection (connection.blocked) */
     ERH_C_ENCODE_ERRORS, /* events that could not be encoded (logged) */
     ERH_C_UNDELIVERED,   /* events still unconfirmed when stop gave up waiting (kept in the spool) */
     ERH_C_SPOOLED,       /* events written to the disk spool */

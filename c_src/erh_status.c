@@ -14,6 +14,7 @@ static const char *const messages[] = {
     [-ERH_ERR_FULL] = "buffer full",
     [-ERH_ERR_SYSTEM] = "system call failed",
     [-ERH_ERR_BUSY] = "in use",
+    [-ERH_ERR_AGAIN] = "would wait",
 };
 
 const char *erh_strerror(erh_status status)

@@ -16,9 +16,10 @@ typedef enum erh_status {
     ERH_ERR_FULL = -10,       /* a bounded buffer is full */
     ERH_ERR_SYSTEM = -11,     /* a system call failed (see errno in errstr) */
     ERH_ERR_BUSY = -12,       /* a resource is held by someone else (e.g. a spool folder's lock) */
+    ERH_ERR_AGAIN = -13,      /* it would have to wait (e.g. for room in a socket's send buffer): nothing done */
 } erh_status;
 
-#define ERH_STATUS_MIN ERH_ERR_BUSY
+#define ERH_STATUS_MIN ERH_ERR_AGAIN
 
 /* A short English sentence for a status; never NULL, even for unknown values. */
 const char *erh_strerror(erh_status status);

@@ -174,6 +174,14 @@ report(Index, {disconnected, Server, Why}, State) ->
     ?LOG_WARNING("emqx_rabbitmq_hook publisher ~b lost its connection to ~ts: ~ts; "
                  "unconfirmed events will be sent again", [Index, Server, Why]),
     State;
+report(Index, {blocked, Server, Why}, State) ->
+    ?LOG_WARNING("emqx_rabbitmq_hook publisher ~b: RabbitMQ at ~ts blocks publishing (~ts); events wait "
+                 "in memory and in the spool until it unblocks", [Index, Server, Why]),
+    State;
+report(Index, {unblocked, Server}, State) ->
+    ?LOG_INFO("emqx_rabbitmq_hook publisher ~b: RabbitMQ at ~ts no longer blocks publishing; "
+              "what waited is sent now", [Index, Server]),
+    State;
 report(Index, {connect_failed, Server, Why}, State) ->
     throttle({connect_failed, Index, Why}, State,
              "emqx_rabbitmq_hook publisher ~b cannot connect to ~ts: ~ts; retrying",

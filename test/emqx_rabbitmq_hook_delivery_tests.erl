@@ -1,5 +1,6 @@
 %% Nothing lost: RabbitMQ outages in the middle of a stream, stops with events waiting, a full
-%% spool, a torn spool file, a dead first server and a frozen broker, all against a real RabbitMQ.
+%% spool, a torn spool file, a dead first server, a frozen broker and a broker that blocks
+%% publishers (memory alarm), all against a real RabbitMQ.
 -module(emqx_rabbitmq_hook_delivery_tests).
 
 -include_lib("eunit/include/eunit.hrl").
@@ -16,6 +17,7 @@ tests() ->
     [fun every_event_arrives_in_order_when_rabbitmq_restarts_mid_stream/1,
      fun events_waiting_at_stop_arrive_after_the_next_start/1,
      fun a_full_spool_drops_exactly_what_stats_count/1,
+     fun an_event_too_big_for_the_spool_does_not_keep_later_outages_from_spilling/1,
      fun a_torn_spool_file_delivers_every_whole_record/1,
      fun the_second_server_takes_over_when_the_first_is_down/1,
      fun a_silent_broker_is_noticed_by_heartbeats/1,
@@ -23,7 +25,10 @@ tests() ->
      fun spool_folders_no_publisher_reads_are_named_at_start/1,
      fun hook_calls_cost_the_same_with_rabbitmq_down/1,
      fun hook_calls_take_no_page_fault_while_the_buffer_grows/1,
-     fun a_full_buffer_holds_the_memory_of_its_events_only/1].
+     fun a_full_buffer_holds_the_memory_of_its_events_only/1,
+     fun a_memory_alarm_blocks_publishing_and_events_wait_in_the_spool/1,
+     fun publishing_resumes_on_the_same_connection_when_rabbitmq_unblocks/1,
+     fun a_broker_that_stops_reading_is_given_up_after_the_stall_time/1].
 
 run(Test, Rabbit) ->
     Unique = integer_to_binary(erlang:unique_integer([positive])),
@@ -157,6 +162,31 @@ a_full_spool_drops_exactly_what_stats_count(Ctx = #{rabbit := Rabbit}) ->
     ?assertEqual(N - Dropped, length(Unique)),
     %% What was kept is the oldest: the events before the bounds filled.
     ?assertEqual(#{<<"bounded">> => lists:seq(1, N - Dropped)}, by_client(Unique)).
+
+%% One event larger than the whole spool waits in memory (and holds back the newer ones, to keep
+%% their order) while RabbitMQ is away. Once it is sent, the spool takes events again: in the next
+%% outage they are spilled, not left in memory.
+an_event_too_big_for_the_spool_does_not_keep_later_outages_from_spilling(Ctx = #{rabbit := Rabbit}) ->
+    ok = erh_test_rabbit:pause(Rabbit),
+    start(Ctx, [{spool_max_bytes, 64 * 1024}]),
+    Big = message(emqx4, <<"spill">>, <<"u">>, <<"t/spill">>, binary:copy(<<"x">>, 100 * 1024)),
+    {ok, _} = emqx_rabbitmq_hook:on_message_publish(Big, []),
+    timer:sleep(500), %% five spill rounds
+    ?assertMatch(#{queue_depth := 1, spool_events := 0}, stats()),
+    ok = erh_test_rabbit:resume(Rabbit),
+    wait_until(fun() -> maps:get(confirmed, stats()) =:= 1 end, 30000),
+    ok = erh_test_rabbit:pause(Rabbit),
+    wait_until(fun() -> connection_states() =:= [connecting] end, 20000),
+    publish(<<"spill">>, 1, 20, 20, 0),
+    Spilled = erh_test_rabbit:wait_for(fun() -> maps:get(spool_events, stats()) =:= 20 end, 5000, 50),
+    #{spool_events := InSpool, queue_depth := InMemory} = stats(),
+    ok = erh_test_rabbit:resume(Rabbit),
+    report("after the event too big for the spool was sent, the next outage spilled ~b of 20 events (~b in memory)",
+           [InSpool, InMemory]),
+    ?assert(Spilled),
+    wait_until(fun() -> maps:get(confirmed, stats()) =:= 21 end, 30000),
+    ?assertEqual(#{<<"spill">> => lists:seq(1, 20)},
+                 by_client([M || M = #{json := #{<<"payload">> := P}} <- drain_queue(Ctx), byte_size(P) < 100])).
 
 a_torn_spool_file_delivers_every_whole_record(Ctx = #{rabbit := Rabbit, spool := Spool}) ->
     ok = erh_test_rabbit:pause(Rabbit),
@@ -313,6 +343,137 @@ publish_times(_Msg, 0) ->
 publish_times(Msg, N) ->
     {ok, _} = emqx_rabbitmq_hook:on_message_publish(Msg, []),
     publish_times(Msg, N - 1).
+
+%%--------------------------------------------------------------------
+%% RabbitMQ that stops reading
+%%--------------------------------------------------------------------
+
+%% Large events fill the socket's buffers long before the confirm window: a publisher that waited
+%% for the socket would stop spilling, and stop/2 would wait for the broker.
+-define(LARGE, 64 * 1024).
+-define(LARGE_EVENTS, 400).
+-define(DRAIN_MS, 1000).
+%% What stop/2 may take beyond the drain: the grace for writing the spool and closing, and a loaded machine.
+-define(STOP_MARGIN_MS, 3000).
+
+%% RabbitMQ raises a memory alarm: it says connection.blocked and stops reading from publishers.
+%% The publisher keeps its connection, publishes nothing more, spills to the spool as in an outage,
+%% and a stop returns in time. Once the alarm clears, everything arrives, in order.
+a_memory_alarm_blocks_publishing_and_events_wait_in_the_spool(Ctx = #{rabbit := Rabbit}) ->
+    Overrides = [{buffer_events, 200}, {drain_timeout_ms, ?DRAIN_MS}],
+    start(Ctx, Overrides),
+    wait_until(fun() -> connection_states() =:= [connected] end, 20000),
+    ok = logger:add_handler(?MODULE, ?MODULE, #{config => self(), level => warning}),
+    try
+        memory_alarm(Rabbit, on),
+        publish_large(<<"alarm">>, 1, ?LARGE_EVENTS),
+        wait_until(fun() -> connection_states() =:= [blocked] end, 20000),
+        #{blocked := Blocked, dropped := Dropped, spooled := Spooled, confirmed := Confirmed} = stats(),
+        Ms = timed_stop(),
+        report("memory alarm: ~b of ~b large events confirmed before the block, ~b spooled, ~b dropped; "
+               "stop took ~b ms with a ~b ms drain", [Confirmed, ?LARGE_EVENTS, Spooled, Dropped, Ms, ?DRAIN_MS]),
+        ?assert(Blocked >= 1),
+        ?assertEqual(0, Dropped),
+        ?assert(Spooled > 0),
+        ?assert(Ms < ?DRAIN_MS + ?STOP_MARGIN_MS),
+        ?assert(lists:any(fun(Line) -> string:find(Line, "blocks publishing") =/= nomatch end, warnings(0)))
+    after
+        logger:remove_handler(?MODULE),
+        memory_alarm(Rabbit, off)
+    end,
+    every_large_event_arrives_after_a_restart(Ctx, <<"alarm">>, Overrides).
+
+%% A block longer than two heartbeat intervals: RabbitMQ still sends its heartbeats and the
+%% publisher still reads them, so the connection stays; it publishes again on connection.unblocked.
+publishing_resumes_on_the_same_connection_when_rabbitmq_unblocks(Ctx = #{rabbit := Rabbit}) ->
+    start(Ctx, [{heartbeat, 1}, {buffer_events, 200}]),
+    wait_until(fun() -> connection_states() =:= [connected] end, 20000),
+    try
+        memory_alarm(Rabbit, on),
+        publish_large(<<"unblocked">>, 1, ?LARGE_EVENTS),
+        wait_until(fun() -> connection_states() =:= [blocked] end, 20000),
+        timer:sleep(4000),
+        ?assertEqual([blocked], connection_states())
+    after
+        memory_alarm(Rabbit, off)
+    end,
+    wait_until(fun() -> maps:get(confirmed, stats()) >= ?LARGE_EVENTS end, 60000),
+    #{blocked := Blocked, reconnects := Reconnects, dropped := Dropped, spooled := Spooled} = stats(),
+    {Unique, Duplicates} = dedupe(drain_queue(Ctx)),
+    report("blocked for 4 s with a 1 s heartbeat: ~b reconnects, ~b spooled, ~b unique, ~b duplicates",
+           [Reconnects, Spooled, length(Unique), Duplicates]),
+    ?assertEqual([connected], connection_states()),
+    ?assertEqual({1, 0, 0}, {Blocked, Reconnects, Dropped}),
+    ?assertEqual([{<<"unblocked">>, lists:seq(1, ?LARGE_EVENTS)}], large_numbers(Unique)).
+
+%% RabbitMQ frozen with heartbeats off: it stops reading without a word. The socket's buffers fill,
+%% the publisher keeps spilling instead of waiting in a write, gives the connection up once it has
+%% taken nothing for the stall time (connect_timeout_ms here), and a stop returns in time.
+a_broker_that_stops_reading_is_given_up_after_the_stall_time(Ctx = #{rabbit := Rabbit}) ->
+    Overrides = [{heartbeat, 0}, {connect_timeout_ms, 1000}, {buffer_events, 200}, {drain_timeout_ms, ?DRAIN_MS}],
+    start(Ctx, Overrides),
+    wait_until(fun() -> connection_states() =:= [connected] end, 20000),
+    ok = erh_test_rabbit:freeze(Rabbit),
+    try
+        publish_large(<<"frozen">>, 1, ?LARGE_EVENTS),
+        wait_until(fun() -> connection_states() =:= [connecting] end, 20000),
+        #{dropped := Dropped, spooled := Spooled, reconnects := 0} = stats(),
+        Ms = timed_stop(),
+        report("frozen broker, heartbeats off: ~b large events spooled, ~b dropped; stop took ~b ms with a ~b ms drain",
+               [Spooled, Dropped, Ms, ?DRAIN_MS]),
+        ?assertEqual(0, Dropped),
+        ?assert(Spooled > 0),
+        ?assert(Ms < ?DRAIN_MS + ?STOP_MARGIN_MS)
+    after
+        ok = erh_test_rabbit:thaw(Rabbit)
+    end,
+    every_large_event_arrives_after_a_restart(Ctx, <<"frozen">>, Overrides).
+
+%% The next start sends what the spool kept: every event arrives, in order; duplicates are only
+%% events that RabbitMQ read from the old connection after the stop had kept them in the spool.
+every_large_event_arrives_after_a_restart(Ctx = #{rabbit := Rabbit, queue := Q}, Client, Overrides) ->
+    start(Ctx, Overrides),
+    wait_until(fun() ->
+                       #{spool_events := Left, queue_depth := Depth} = stats(),
+                       Left + Depth =:= 0 andalso erh_test_rabbit:queue_length(Rabbit, Q) >= ?LARGE_EVENTS
+               end, 60000),
+    {Unique, Duplicates} = dedupe(drain_queue(Ctx)),
+    report("after the restart: ~b unique, ~b duplicates", [length(Unique), Duplicates]),
+    ?assertEqual(0, maps:get(dropped, stats())),
+    ?assertEqual([{Client, lists:seq(1, ?LARGE_EVENTS)}], large_numbers(Unique)).
+
+%% Events First..Last of Client, each ?LARGE bytes of payload starting with its number; a pause
+%% now and then, as the spool writes at the disk's pace.
+publish_large(Client, First, Last) ->
+    Pad = binary:copy(<<"x">>, ?LARGE),
+    [begin
+         Payload = <<(integer_to_binary(I))/binary, ":", Pad/binary>>,
+         {ok, _} = emqx_rabbitmq_hook:on_message_publish(
+                     message(emqx4, Client, <<"u">>, <<"t/", Client/binary>>, binary:part(Payload, 0, ?LARGE)), []),
+         I rem 10 =:= 0 andalso timer:sleep(20)
+     end || I <- lists:seq(First, Last)],
+    ok.
+
+%% [{Client, the numbers of its large events in arrival order}]
+large_numbers(Messages) ->
+    [{Client, [Number || #{json := #{<<"from_client_id">> := C, <<"payload">> := Payload}} <- Messages, C =:= Client,
+                         [Text, _] <- [binary:split(Payload, <<":">>)], Number <- [binary_to_integer(Text)]]}
+     || Client <- lists:usort([C || #{json := #{<<"from_client_id">> := C}} <- Messages])].
+
+connection_states() ->
+    [State || #{state := State} <- maps:get(connections, stats())].
+
+%% Stop the plugin; how long it took, in ms.
+timed_stop() ->
+    T0 = erlang:monotonic_time(millisecond),
+    erh_test_rabbit:stop_plugin(),
+    erlang:monotonic_time(millisecond) - T0.
+
+%% RabbitMQ's memory alarm: a limit of one byte raises it at once, the default clears it.
+memory_alarm(Rabbit, on) ->
+    erh_test_rabbit:ctl(Rabbit, ["set_vm_memory_high_watermark", "absolute", "1"]);
+memory_alarm(Rabbit, off) ->
+    erh_test_rabbit:ctl(Rabbit, ["set_vm_memory_high_watermark", "0.4"]).
 
 %% Minor page faults of the VM's normal schedulers: field 10 of each one's stat.
 scheduler_page_faults() ->
