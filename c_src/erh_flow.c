@@ -7,6 +7,9 @@
 #define RESERVE_BYTES 4096
 /* What a control frame asks for: the kernel takes a small write whenever its queue is under the limit. */
 #define CONTROL_BYTES 1024
+/* A look at the queue serves the writes that fit in what it found free for this long: one system
+ * call per many publishes. The queue only shrinks meanwhile (the broker reads), so it stays safe. */
+#define LOOK_AGAIN_MS 10
 
 /* The kernel's own accounting of fd's send queue: what it holds and what it may hold, both with
  * its per-packet bookkeeping. False when fd is not a socket it can say this about. */
@@ -29,13 +32,23 @@ static void note_wait(erh_flow *flow, uint64_t queued, int64_t now_ms)
     flow->waiting_queued = queued;
 }
 
-static bool check(erh_flow *flow, int fd, uint64_t needed, int64_t now_ms)
+/* needed: the room a write asks for; used: what it takes of it (needed less any reserve kept). */
+static bool check(erh_flow *flow, int fd, uint64_t needed, uint64_t used, int64_t now_ms)
 {
+    if (flow->waiting_since_ms == 0 && now_ms - flow->known_at_ms < LOOK_AGAIN_MS && needed <= flow->known_room) {
+        flow->known_room -= used;
+        return true;
+    }
     uint64_t queued, limit;
+    bool known = send_queue(fd, &queued, &limit);
     /* A socket that cannot say is broken or gone: the write fails at once rather than waits. An
      * empty one takes any write, or a message larger than the whole buffer could never go. */
-    if (!send_queue(fd, &queued, &limit) || queued == 0 || queued + needed <= limit) {
+    if (!known || queued == 0 || queued + needed <= limit) {
         erh_flow_reset(flow);
+        if (known && queued + needed <= limit) {
+            flow->known_room = limit - queued - used;
+            flow->known_at_ms = now_ms;
+        }
         return true;
     }
     note_wait(flow, queued, now_ms);
@@ -46,13 +59,13 @@ bool erh_flow_room(erh_flow *flow, int fd, size_t bytes, int64_t now_ms)
 {
     /* Half as much again: the kernel counts its bookkeeping per packet (up to a third more than
      * the data with small segments, measured) and TLS adds a header and a tag per record. */
-    uint64_t needed = (uint64_t)bytes + bytes / 2 + RESERVE_BYTES;
-    return check(flow, fd, needed, now_ms);
+    uint64_t used = (uint64_t)bytes + bytes / 2;
+    return check(flow, fd, used + RESERVE_BYTES, used, now_ms);
 }
 
 bool erh_flow_room_for_control(erh_flow *flow, int fd, int64_t now_ms)
 {
-    return check(flow, fd, CONTROL_BYTES, now_ms);
+    return check(flow, fd, CONTROL_BYTES, CONTROL_BYTES, now_ms);
 }
 
 int64_t erh_flow_stalled_ms(const erh_flow *flow, int64_t now_ms)

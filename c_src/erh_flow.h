@@ -15,6 +15,8 @@
 typedef struct erh_flow {
     int64_t waiting_since_ms; /* when the wait for room began or last saw the queue shrink; 0: none */
     uint64_t waiting_queued;  /* bytes the socket held at the last check of that wait */
+    uint64_t known_room;      /* bytes the socket surely takes: free at the last look, less writes since */
+    int64_t known_at_ms;      /* when that look was */
 } erh_flow;
 
 /* True when a write of bytes to fd goes into the kernel whole now, leaving a reserve for control

@@ -144,6 +144,21 @@ START_TEST(a_wait_counts_only_the_time_the_socket_takes_nothing)
 }
 END_TEST
 
+/* One look at the queue serves the writes that fit in what it found free, for 10 ms: the flow's
+ * owner is the socket's only writer, so the queue can only have shrunk since. Here the test writes
+ * behind its back to show that the look is not repeated, then that it is once the time is up. */
+START_TEST(a_look_serves_the_writes_after_it_for_a_moment)
+{
+    pair p = open_pair(0);
+    erh_flow flow = {0};
+    ck_assert(erh_flow_room(&flow, p.writer, 100, 1000));
+    fill(p);
+    ck_assert(erh_flow_room(&flow, p.writer, 100, 1009));
+    ck_assert(!erh_flow_room(&flow, p.writer, 100, 1010));
+    close_pair(p);
+}
+END_TEST
+
 START_TEST(an_empty_socket_takes_a_write_larger_than_its_buffer)
 {
     pair p = open_pair(1400);
@@ -172,6 +187,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, medium_writes_that_fit_never_wait);
     tcase_add_test(tc, large_writes_that_fit_never_wait);
     tcase_add_test(tc, a_wait_counts_only_the_time_the_socket_takes_nothing);
+    tcase_add_test(tc, a_look_serves_the_writes_after_it_for_a_moment);
     tcase_add_test(tc, an_empty_socket_takes_a_write_larger_than_its_buffer);
     tcase_add_test(tc, a_descriptor_that_is_no_socket_holds_no_writer);
 }
