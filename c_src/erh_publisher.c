@@ -16,6 +16,9 @@
 /* While RabbitMQ is away, the memory queue moves to the spool this often (and whenever it reaches
  * its high-water mark): in batches, so a hook call never pays for waking the publisher. */
 #define SPILL_EVERY_MS 100
+/* After a failed spool read (I/O error, out of memory), reading waits this long before a retry;
+ * newer events wait too, as the spool's are older. */
+#define SPOOL_READ_RETRY_MS 1000
 /* Events taken from the memory queue at a time to write to the spool: one lock per batch. */
 #define SPILL_BATCH 256
 /* While a write waits for room in the socket, it looks again this often: poll() says a socket is
@@ -106,6 +109,13 @@ static void publish_gauges(erh_publisher *p)
     atomic_store(&p->spool_events, p->spool_open ? erh_spool_pending(&p->spool) : 0);
 }
 
+/* Records the spool cut as torn or corrupt, when it opened or since, while reading them back. */
+static void count_cuts(erh_publisher *p)
+{
+    erh_stats_add(p->shared->stats, ERH_C_SPOOL_CORRUPT, p->spool.cut);
+    p->spool.cut = 0;
+}
+
 static void open_spool(erh_publisher *p)
 {
     const erh_config *config = p->shared->config;
@@ -119,8 +129,7 @@ static void open_spool(erh_publisher *p)
     erh_spool_options options = {.max_bytes = max_bytes, .segment_bytes = segment_bytes,
                                  .sync = config->spool_sync, .sync_interval_ms = config->spool_sync_interval_ms};
     erh_status st = erh_spool_open(&p->spool, &options);
-    erh_stats_add(p->shared->stats, ERH_C_SPOOL_CORRUPT, p->spool.cut);
-    p->spool.cut = 0;
+    count_cuts(p);
     if (st != ERH_OK) {
         spool_failed(p);
         erh_spool_close(&p->spool, NULL);
@@ -184,6 +193,11 @@ static void spill(erh_publisher *p)
 static bool spool_unread(const erh_publisher *p)
 {
     return p->spool_open && p->spool.unread > 0;
+}
+
+static bool spool_read_waits(const erh_publisher *p)
+{
+    return spool_unread(p) && erh_monotonic_ms() < p->spool_read_retry_ms;
 }
 
 /* ---- confirms ---- */
@@ -396,12 +410,15 @@ static erh_status publish_one(erh_publisher *p, erh_event *event)
 static void take_more(erh_publisher *p, size_t max)
 {
     size_t taken = 0;
+    if (spool_read_waits(p))
+        return;
     if (spool_unread(p)) {
         for (; taken < max; taken++) {
             erh_event *event;
             erh_spool_pos pos;
             if (erh_spool_read(&p->spool, &event, &pos) != ERH_OK) {
                 spool_failed(p);
+                p->spool_read_retry_ms = erh_monotonic_ms() + SPOOL_READ_RETRY_MS;
                 break;
             }
             if (!event)
@@ -411,6 +428,7 @@ static void take_more(erh_publisher *p, size_t max)
             event->spool_offset = pos.offset;
             list_append(&p->ready_head, &p->ready_tail, event);
         }
+        count_cuts(p);
         erh_stats_add(p->shared->stats, ERH_C_REPLAYED, taken);
     } else {
         erh_event *batch = erh_queue_pop(&p->queue, max, &taken);
@@ -504,7 +522,12 @@ static bool can_publish(erh_publisher *p)
 /* Work that can go on at once, without waiting for the broker or a timer. */
 static bool has_work(erh_publisher *p)
 {
-    return can_publish(p) && (p->ready_head || spool_unread(p) || erh_queue_count(&p->queue) > 0);
+    if (!can_publish(p))
+        return false;
+    if (p->ready_head)
+        return true;
+    /* The memory queue's events are newer than the spool's: they wait while it has unread ones. */
+    return spool_unread(p) ? !spool_read_waits(p) : erh_queue_count(&p->queue) > 0;
 }
 
 /* Sleep until woken, until the socket has data (when connected), until the next connection attempt
@@ -524,12 +547,14 @@ static void wait_for_work(erh_publisher *p)
         timeout = SPILL_EVERY_MS;
     if (erh_amqp_waiting(&p->amqp) && ROOM_RECHECK_MS < timeout)
         timeout = ROOM_RECHECK_MS;
+    if (spool_read_waits(p) && SPILL_EVERY_MS < timeout)
+        timeout = SPILL_EVERY_MS; /* spill meanwhile; read again once the retry time has come */
     if (atomic_load(&shared->stopping) && atomic_load(&shared->stop_deadline_ms) - now < timeout)
         timeout = atomic_load(&shared->stop_deadline_ms) - now;
     if (timeout <= 0)
         return;
-    /* A new event is work when it can be published at once. */
-    if (can_publish(p) && !erh_queue_prepare_sleep(&p->queue))
+    /* A new event is work when it can be published at once (not behind unread spooled ones). */
+    if (can_publish(p) && !spool_unread(p) && !erh_queue_prepare_sleep(&p->queue))
         return;
     struct pollfd fds[2] = {{.fd = p->queue.wake_fd, .events = POLLIN},
                             {.fd = erh_amqp_fd(&p->amqp), .events = POLLIN}};

@@ -82,6 +82,7 @@ typedef struct erh_publisher {
     bool spool_open;  /* locked at init, opened by the thread; false when disabled or broken */
     bool spool_full;  /* refused an append; tried again once a confirm frees room or the
                        * refused event moves on (confirmed, or taken from the memory queue) */
+    int64_t spool_read_retry_ms; /* monotonic: after a failed read, the spool is read again then */
 
     /* Read by stats/1 from other threads. */
     _Atomic int link_state;

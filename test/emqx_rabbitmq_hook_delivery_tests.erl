@@ -19,6 +19,7 @@ tests() ->
      fun a_full_spool_drops_exactly_what_stats_count/1,
      fun an_event_too_big_for_the_spool_does_not_keep_later_outages_from_spilling/1,
      fun a_torn_spool_file_delivers_every_whole_record/1,
+     fun a_spool_record_damaged_after_it_was_written_is_counted_when_read/1,
      fun the_second_server_takes_over_when_the_first_is_down/1,
      fun a_silent_broker_is_noticed_by_heartbeats/1,
      fun unroutable_messages_are_kept_in_the_unroutable_queue/1,
@@ -208,6 +209,29 @@ a_torn_spool_file_delivers_every_whole_record(Ctx = #{rabbit := Rabbit, spool :=
     report("spool segment cut 7 bytes short: ~b records delivered, ~b cut", [length(Unique), Cut]),
     ?assertEqual(1, Cut),
     ?assertEqual(#{<<"torn">> => lists:seq(1, 999)}, by_client(Unique)).
+
+%% A record damaged on disk after it was written (the open checked the spool when it was empty) is
+%% found when it is read back: the rest of its segment is cut, counted in spool_corrupt, and every
+%% record before it is delivered.
+a_spool_record_damaged_after_it_was_written_is_counted_when_read(Ctx = #{rabbit := Rabbit, spool := Spool}) ->
+    ok = erh_test_rabbit:pause(Rabbit),
+    start(Ctx, []),
+    publish(<<"damaged">>, 1, 1000, 1000, 0),
+    wait_until(fun() -> maps:get(spool_events, stats()) =:= 1000 end, 20000),
+    [Segment] = filelib:wildcard(filename:join([Spool, "0", "*.seg"])),
+    {ok, File} = file:open(Segment, [read, write, binary]),
+    Middle = filelib:file_size(Segment) div 2,
+    {ok, <<Byte>>} = file:pread(File, Middle, 1),
+    ok = file:pwrite(File, Middle, <<(Byte bxor 16#ff)>>),
+    ok = file:close(File),
+    ok = erh_test_rabbit:resume(Rabbit),
+    wait_until(fun() -> maps:get(confirmed, stats()) > 0 andalso maps:get(spool_events, stats()) =:= 0 end, 60000),
+    #{spool_corrupt := Cut, confirmed := Confirmed} = stats(),
+    {Unique, _} = dedupe(drain_queue(Ctx)),
+    report("a spooled record damaged in place: ~b records delivered, ~b cut", [length(Unique), Cut]),
+    ?assertEqual(1, Cut),
+    ?assert(Confirmed < 1000),
+    ?assertEqual(#{<<"damaged">> => lists:seq(1, length(Unique))}, by_client(Unique)).
 
 the_second_server_takes_over_when_the_first_is_down(Ctx = #{rabbit := Rabbit}) ->
     Dead = "127.0.0.1:" ++ integer_to_list(erh_test_rabbit:free_port()),
