@@ -1,7 +1,14 @@
-%% What the kernel says of this node's threads and of other processes, from /proc (proc(5)).
+%% What the kernel says of this node's threads and of other processes, from /proc (proc(5)), and
+%% signals to the servers the tests start (their pid files).
 -module(erh_test_proc).
 
--export([stat/2, threads/1]).
+-export([stat/2, threads/1, signal/2]).
+
+%% Send Signal ("STOP", "CONT") to the process whose pid PidFile holds.
+signal(PidFile, Signal) ->
+    {ok, Pid} = file:read_file(PidFile),
+    [] = os:cmd("kill -" ++ Signal ++ " " ++ binary_to_list(string:trim(Pid))),
+    ok.
 
 %% Fields Ns of /proc/Path/stat as integers, numbered as in proc(5): 1 is the pid.
 stat(Path, Ns) ->

@@ -63,15 +63,10 @@ resume(Rabbit) ->
 %% Freeze the node's process (SIGSTOP): its sockets stay open, it answers nothing, sends no
 %% heartbeat; thaw/1 lets it go on.
 -spec freeze(rabbit()) -> ok.
-freeze(Rabbit) -> signal(Rabbit, "STOP").
+freeze(#{dir := Dir}) -> erh_test_proc:signal(filename:join(Dir, "rabbitmq.pid"), "STOP").
 
 -spec thaw(rabbit()) -> ok.
-thaw(Rabbit) -> signal(Rabbit, "CONT").
-
-signal(#{dir := Dir}, Signal) ->
-    {ok, Pid} = file:read_file(filename:join(Dir, "rabbitmq.pid")),
-    [] = os:cmd("kill -" ++ Signal ++ " " ++ binary_to_list(string:trim(Pid))),
-    ok.
+thaw(#{dir := Dir}) -> erh_test_proc:signal(filename:join(Dir, "rabbitmq.pid"), "CONT").
 
 port(#{port := Port}) -> Port.
 

@@ -47,15 +47,10 @@ up(#{dir := Dir, port := Port}) ->
 %% Stop the process (SIGSTOP): connections stay open and the kernel still accepts new ones, but
 %% nothing is answered, as with a hung server; thaw/1 lets it go on.
 -spec freeze(redis()) -> ok.
-freeze(Redis) -> signal(Redis, "STOP").
+freeze(#{dir := Dir}) -> erh_test_proc:signal(filename:join(Dir, "redis.pid"), "STOP").
 
 -spec thaw(redis()) -> ok.
-thaw(Redis) -> signal(Redis, "CONT").
-
-signal(#{dir := Dir}, Signal) ->
-    {ok, Pid} = file:read_file(filename:join(Dir, "redis.pid")),
-    [] = os:cmd("kill -" ++ Signal ++ " " ++ binary_to_list(string:trim(Pid))),
-    ok.
+thaw(#{dir := Dir}) -> erh_test_proc:signal(filename:join(Dir, "redis.pid"), "CONT").
 
 %% After a test that may have left it down.
 up_if_down(Redis) ->
