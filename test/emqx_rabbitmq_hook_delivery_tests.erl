@@ -161,8 +161,11 @@ a_full_spool_drops_exactly_what_stats_count(Ctx = #{rabbit := Rabbit}) ->
     ?assert(SpoolBytes =< 64 * 1024),
     ?assertEqual(Dropped, maps:get(dropped, stats())),
     ?assertEqual(N - Dropped, length(Unique)),
-    %% What was kept is the oldest: the events before the bounds filled.
-    ?assertEqual(#{<<"bounded">> => lists:seq(1, N - Dropped)}, by_client(Unique)).
+    %% What was kept arrives in order. Mostly it is the oldest events, but not always: a hook call
+    %% finding the memory queue full is refused at once, and when the publisher is late to move the
+    %% queue to the spool (a busy machine), a later call may find room again.
+    #{<<"bounded">> := Kept} = by_client(Unique),
+    ?assertEqual(lists:usort(Kept), Kept).
 
 %% One event larger than the whole spool waits in memory (and holds back the newer ones, to keep
 %% their order) while RabbitMQ is away. Once it is sent, the spool takes events again: in the next
