@@ -445,12 +445,12 @@ bool erh_amqp_blocked(const erh_amqp *amqp)
 
 bool erh_amqp_waiting(const erh_amqp *amqp)
 {
-    return amqp->conn && (amqp->writes.waiting_since_ms != 0 || amqp->control.waiting_since_ms != 0);
+    return amqp->conn && (erh_flow_waiting(&amqp->writes) || erh_flow_waiting(&amqp->control));
 }
 
 int erh_amqp_fd(const erh_amqp *amqp)
 {
-    return amqp->conn && amqp->control.waiting_since_ms == 0 ? amqp_get_sockfd(amqp->conn) : -1;
+    return amqp->conn && !erh_flow_waiting(&amqp->control) ? amqp_get_sockfd(amqp->conn) : -1;
 }
 
 void erh_amqp_hold(erh_amqp *amqp, bool hold)

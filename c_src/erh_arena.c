@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <time.h>
 
+#include "erh_clock.h"
 #include "erh_thread.h"
 
 /* After a failed mmap the filler asks again this much later, not in a loop. */
@@ -114,11 +114,7 @@ size_t erh_arena_bytes(erh_arena *arena)
 /* Under the lock, which it drops while the system works. */
 static void wait_before_retry(erh_arena *arena)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += RETRY_MS * 1000000L;
-    until.tv_sec += until.tv_nsec / 1000000000L;
-    until.tv_nsec %= 1000000000L;
+    struct timespec until = erh_monotonic_deadline(RETRY_MS);
     pthread_cond_timedwait(&arena->filler_wanted, &arena->lock, &until);
 }
 

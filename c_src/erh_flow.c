@@ -27,7 +27,7 @@ static bool send_queue(int fd, uint64_t *queued, uint64_t *limit)
 /* A wait goes on; its clock starts again whenever the queue shrank, as the broker then takes data. */
 static void note_wait(erh_flow *flow, uint64_t queued, int64_t now_ms)
 {
-    if (flow->waiting_since_ms == 0 || queued < flow->waiting_queued)
+    if (!erh_flow_waiting(flow) || queued < flow->waiting_queued)
         flow->waiting_since_ms = now_ms > 0 ? now_ms : 1;
     flow->waiting_queued = queued;
 }
@@ -35,7 +35,7 @@ static void note_wait(erh_flow *flow, uint64_t queued, int64_t now_ms)
 /* needed: the room a write asks for; used: what it takes of it (needed less any reserve kept). */
 static bool check(erh_flow *flow, int fd, uint64_t needed, uint64_t used, int64_t now_ms)
 {
-    if (flow->waiting_since_ms == 0 && now_ms - flow->known_at_ms < LOOK_AGAIN_MS && needed <= flow->known_room) {
+    if (!erh_flow_waiting(flow) && now_ms - flow->known_at_ms < LOOK_AGAIN_MS && needed <= flow->known_room) {
         flow->known_room -= used;
         return true;
     }
@@ -68,9 +68,14 @@ bool erh_flow_room_for_control(erh_flow *flow, int fd, int64_t now_ms)
     return check(flow, fd, CONTROL_BYTES, CONTROL_BYTES, now_ms);
 }
 
+bool erh_flow_waiting(const erh_flow *flow)
+{
+    return flow->waiting_since_ms != 0;
+}
+
 int64_t erh_flow_stalled_ms(const erh_flow *flow, int64_t now_ms)
 {
-    return flow->waiting_since_ms == 0 ? 0 : now_ms - flow->waiting_since_ms;
+    return erh_flow_waiting(flow) ? now_ms - flow->waiting_since_ms : 0;
 }
 
 void erh_flow_reset(erh_flow *flow)

@@ -27,6 +27,9 @@ bool erh_flow_room(erh_flow *flow, int fd, size_t bytes, int64_t now_ms);
 /* The same for a control frame (heartbeat, close): it may use the reserve. */
 bool erh_flow_room_for_control(erh_flow *flow, int fd, int64_t now_ms);
 
+/* A write waits for room: the last check found none. */
+bool erh_flow_waiting(const erh_flow *flow);
+
 /* How long, in ms, the current wait has seen the socket take nothing; 0 when no write waits. */
 int64_t erh_flow_stalled_ms(const erh_flow *flow, int64_t now_ms);
 

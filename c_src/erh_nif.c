@@ -1,7 +1,7 @@
 /* NIF glue: the only place where Erlang terms become C data and back.
  *
  * Who owns what:
- * - An instance (the resource behind the handle that start/1 returns) owns its configuration,
+ * - An instance (the resource behind the handle that start/2 returns) owns its configuration,
  *   its counters and one publisher per configured connection.
  * - submit/2 runs on the caller's scheduler: it checks, filters, copies the event into one record
  *   cut from the instance's arena (erh_arena.h: no page fault) and pushes it onto a publisher's
@@ -40,6 +40,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "erh_clock.h"
 #include "erh_config.h"
 #include "erh_event.h"
 #include "erh_int_text.h"
@@ -48,7 +49,6 @@
 #include "erh_nif_terms.h"
 #include "erh_presence.h"
 #include "erh_publisher.h"
-#include "erh_clock.h"
 #include "erh_stats.h"
 
 typedef struct erh_priv {

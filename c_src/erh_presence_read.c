@@ -5,8 +5,8 @@
 
 #include <hiredis.h>
 
-#include "erh_scripts.h"
 #include "erh_clock.h"
+#include "erh_scripts.h"
 
 erh_status erh_presence_reader_init(erh_presence_reader *reader, const erh_config *config)
 {
@@ -75,15 +75,7 @@ static erh_status answer(const redisReply *reply, erh_presence_pair_fn fn, void 
 /* Take the connection, waiting at most the reply timeout for the lookup that holds it. */
 static bool lock_within_timeout(erh_presence_reader *reader)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    unsigned ms = reader->config->presence_timeout_ms;
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (until.tv_nsec >= 1000000000) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000;
-    }
+    struct timespec until = erh_monotonic_deadline(reader->config->presence_timeout_ms);
     return pthread_mutex_clocklock(&reader->lock, CLOCK_MONOTONIC, &until) == 0;
 }
 

@@ -543,12 +543,12 @@ static void wait_for_work(erh_publisher *p)
         timeout = half_heartbeat;
     if (!p->connected && p->next_connect_ms - now < timeout)
         timeout = p->next_connect_ms - now;
-    if (broker_away(p) && p->spool_open && SPILL_EVERY_MS < timeout)
+    /* Nothing goes to RabbitMQ meanwhile: spill on time (a spool read waiting to retry comes back
+     * within MAX_IDLE_MS). */
+    if ((broker_away(p) || spool_read_waits(p)) && p->spool_open && SPILL_EVERY_MS < timeout)
         timeout = SPILL_EVERY_MS;
     if (erh_amqp_waiting(&p->amqp) && ROOM_RECHECK_MS < timeout)
         timeout = ROOM_RECHECK_MS;
-    if (spool_read_waits(p) && SPILL_EVERY_MS < timeout)
-        timeout = SPILL_EVERY_MS; /* spill meanwhile; read again once the retry time has come */
     if (atomic_load(&shared->stopping) && atomic_load(&shared->stop_deadline_ms) - now < timeout)
         timeout = atomic_load(&shared->stop_deadline_ms) - now;
     if (timeout <= 0)
