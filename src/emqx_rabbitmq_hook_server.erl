@@ -137,8 +137,6 @@ terminate(_Reason, #{handle := Handle, config := #{drain_timeout_ms := DrainMs}}
     persistent_term:erase(?KEY),
     drain(Handle, DrainMs).
 
-%% Stop the instance: it refuses new events, waits up to drain_timeout for RabbitMQ to confirm
-%% what is queued and spools the rest. A second stop of the same instance does nothing.
 %% Hook calls find the draining instance closed. When the new configuration spools where the old one
 %% did (same folder, same publishers), what is not confirmed after a short drain goes to that spool
 %% and the new instance sends it first, under the same message ids: the gap is a moment, not
@@ -149,6 +147,8 @@ switch_drain_ms(#{spool_max_bytes := Old, spool_dir := Dir, publishers := N, dra
 switch_drain_ms(#{drain_timeout_ms := DrainMs}, _) ->
     DrainMs.
 
+%% Stop the instance: it refuses new events, waits up to DrainMs for RabbitMQ to confirm what is
+%% queued and spools the rest. A second stop of the same instance does nothing.
 drain(Handle, DrainMs) ->
     ok = emqx_rabbitmq_hook_nif:stop(Handle, DrainMs),
     case emqx_rabbitmq_hook_nif:stats(Handle) of

@@ -7,9 +7,6 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
-%% logger handler callback, to read what the plugin logs
--export([log/2]).
-
 -define(APP, emqx_rabbitmq_hook).
 -define(CYCLES, 50).
 %% Loose bounds for a shared, noisy machine: growth over the cycles, after warming up.
@@ -184,29 +181,9 @@ collect(Acc) ->
 %% Logs
 %%--------------------------------------------------------------------
 
-%% logger handler: each event, formatted on one line, to the test process.
-log(Event, #{config := #{to := Pid}}) ->
-    Pid ! {log, unicode:characters_to_binary(logger_formatter:format(Event, #{single_line => true}))}.
-
-with_logs(Fun) ->
-    #{level := Level} = logger:get_primary_config(),
-    ok = logger:set_primary_config(level, info),
-    ok = logger:add_handler(erh_capture, ?MODULE, #{config => #{to => self()}}),
-    try Fun()
-    after
-        logger:remove_handler(erh_capture),
-        logger:set_primary_config(level, Level)
-    end,
-    logged([]).
-
-logged(Acc) ->
-    receive {log, Line} -> logged([Line | Acc])
-    after 0 -> lists:reverse(Acc)
-    end.
-
 logs_say_connected_and_lost_with_the_reason_and_never_a_password(Ctx = #{rabbit := Rabbit}) ->
     Secret = <<"pw-", (integer_to_binary(erlang:unique_integer([positive])))/binary>>,
-    Lines = with_logs(
+    {_, Lines} = erh_test_logs:capture(
               fun() ->
                       %% A good login, then RabbitMQ closes the connection.
                       start(Ctx, [{vhost, "/"}]),

@@ -6,9 +6,6 @@
 
 -include_lib("eunit/include/eunit.hrl").
 
-%% logger handler callback, to read what the plugin logs
--export([log/2]).
-
 -import(erh_test_redis, [settle/0]).
 
 -define(APP, emqx_rabbitmq_hook).
@@ -204,7 +201,7 @@ hook_calls_during_a_switch_are_counted_and_logged_once(Ctx) ->
     start(Ctx, Overrides),
     {Old, _} = emqx_rabbitmq_hook_server:handle(),
     {Produced, Lines} =
-        with_logs(fun() ->
+        erh_test_logs:capture(fun() ->
                           Producer = erh_test_emqx:producer(fun(N) -> publish(integer_to_binary(N)) end),
                           timer:sleep(100),
                           ok = emqx_rabbitmq_hook_app:reconfigure(env(Ctx, [{publishers, 2} | Overrides])),
@@ -285,24 +282,3 @@ a_stopped_instance_is_continued_once_and_only_under_the_same_node(Ctx) ->
 message(I) ->
     {publish, crypto:strong_rand_bytes(16), <<"dev-rc">>, undefined, <<"rc/t">>, integer_to_binary(I), 1, false,
      erlang:system_time(millisecond)}.
-
-%%--------------------------------------------------------------------
-%% Helpers
-%%--------------------------------------------------------------------
-
-%% logger handler: each event, formatted on one line, to the test process.
-log(Event, #{config := #{to := Pid}}) ->
-    Pid ! {log, unicode:characters_to_binary(logger_formatter:format(Event, #{single_line => true}))}.
-
-%% Fun's result and the lines logged while it ran.
-with_logs(Fun) ->
-    ok = logger:add_handler(erh_reconfigure_capture, ?MODULE, #{config => #{to => self()}}),
-    Result = try Fun()
-             after logger:remove_handler(erh_reconfigure_capture)
-             end,
-    {Result, logged([])}.
-
-logged(Acc) ->
-    receive {log, Line} -> logged([Line | Acc])
-    after 0 -> lists:reverse(Acc)
-    end.
