@@ -119,7 +119,7 @@ int main(int argc, char **argv)
         uint64_t n = updates - sent < batch ? updates - sent : batch;
         for (uint64_t k = 0; k < n; k++) {
             update_event(&c, node.node, sent + k, clients, t0);
-            if (erh_presence_cmd_update(&cmd, sha, &node, &c.event) != ERH_OK)
+            if (erh_presence_cmd_update(&cmd, sha, &node, &c.event, sent + k + 1) != ERH_OK)
                 die("building a command", "out of memory");
             if (redisAppendCommandArgv(ctx, cmd.argc, cmd.argv, cmd.lens) != REDIS_OK)
                 die("sending", ctx->errstr);

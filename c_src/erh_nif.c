@@ -198,7 +198,8 @@ static erh_status start_presence(ErlNifEnv *env, const erh_atoms *atoms, erh_ins
                                                .connected = atoms->connected,
                                                .connect_failed = atoms->connect_failed,
                                                .disconnected = atoms->disconnected,
-                                               .redis_error = atoms->redis_error};
+                                               .redis_error = atoms->redis_error,
+                                               .lost_writes = atoms->lost_writes};
     ErlNifPid owner;
     enif_self(env, &owner);
     return erh_presence_start(&inst->presence, &inst->config, &inst->stats, &presence_atoms, &owner,

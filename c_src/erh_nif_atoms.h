@@ -95,6 +95,7 @@
     ATOM(disabled, "disabled")                                                                           \
     ATOM(redis, "redis")                                                                                 \
     ATOM(redis_error, "redis_error")                                                                     \
+    ATOM(lost_writes, "lost_writes")                                                                     \
     ATOM(redis_state, "redis_state")                                                                     \
     ATOM(presence_queue_depth, "presence_queue_depth")                                                   \
     ATOM(presence_connections, "presence_connections")

@@ -112,9 +112,10 @@ static void finish(erh_presence *p, erh_event *done)
 static erh_status pipeline(erh_presence *p, erh_event **list, bool from_queue, size_t *done)
 {
     size_t sent = 0;
+    uint64_t first_number = p->write_number + 1;
     erh_status st = ERH_OK;
     for (erh_event *event = *list; event && st == ERH_OK; event = event->next) {
-        st = erh_presence_cmd_update(&p->cmd, p->script.sha, &p->node, event);
+        st = erh_presence_cmd_update(&p->cmd, p->script.sha, &p->node, event, ++p->write_number);
         if (st == ERH_OK)
             st = erh_redis_append(&p->redis, p->cmd.argc, p->cmd.argv, p->cmd.lens);
         sent += st == ERH_OK;
@@ -137,6 +138,8 @@ static erh_status pipeline(erh_presence *p, erh_event **list, bool from_queue, s
         }
         if (!stopper) {
             count_reply(p, reply, from_queue);
+            if (!erh_redis_is_error(reply))
+                p->acknowledged = first_number + i;
             erh_event *event = *list;
             *list = event->next;
             event->next = NULL;
@@ -214,15 +217,21 @@ static long long element_int(const redisReply *reply, size_t i)
 static erh_status tick(erh_presence *p)
 {
     redisReply *reply = NULL;
-    erh_status st = erh_presence_cmd_tick(&p->cmd, p->script.sha, &p->node, SWEEP_LIMIT);
+    erh_status st = erh_presence_cmd_tick(&p->cmd, p->script.sha, &p->node, SWEEP_LIMIT, p->acknowledged);
     if (st == ERH_OK)
-        st = call_script(p, "tick", 3, &reply);
+        st = call_script(p, "tick", 4, &reply);
     if (st != ERH_OK)
         return st;
+    bool held = element_int(reply, 0) == 1, lost = element_int(reply, 3) == 1;
     /* The key expired or names another boot although this boot set it: other nodes may have marked
-     * this node's connections offline meanwhile. */
-    if (p->held && element_int(reply, 0) != 1)
+     * this node's connections offline meanwhile. Or Redis lacks writes it had acknowledged. */
+    if ((p->held && !held) || lost)
         atomic_fetch_add(&p->resync_requests, 1);
+    /* With the key still there, only a Redis gone back in time explains it: worth a warning. */
+    if (lost && held) {
+        erh_stats_add(p->stats, ERH_C_PRESENCE_LOST_WRITES, 1);
+        notify(p, enif_make_tuple2(p->msg_env, p->atoms.lost_writes, server_term(p)));
+    }
     p->held = true;
     p->sweep_more = element_int(reply, 1) == 1;
     erh_stats_add(p->stats, ERH_C_PRESENCE_SWEPT, (uint64_t)element_int(reply, 2));
@@ -231,10 +240,94 @@ static erh_status tick(erh_presence *p)
     return ERH_OK;
 }
 
+/* End, in Redis, the connections of this page of the boot's set that the table does not have live.
+ * The table is asked as the page comes: a client that connects meanwhile is live in it already. */
+static erh_status end_stale(erh_presence *p, const redisReply *ids)
+{
+    size_t sent = 0;
+    uint64_t first_number = p->write_number + 1;
+    for (size_t i = 0; i < ids->elements; i++) {
+        const redisReply *id = ids->element[i];
+        if (id->type != REDIS_REPLY_STRING)
+            continue;
+        erh_bytes clientid = {id->str, id->len};
+        pthread_mutex_lock(&p->lock);
+        bool live = erh_presence_table_is_live(&p->table, clientid);
+        pthread_mutex_unlock(&p->lock);
+        if (live)
+            continue;
+        erh_status st = erh_presence_cmd_gone(&p->cmd, p->script.sha, &p->node, clientid, ++p->write_number);
+        if (st == ERH_OK)
+            st = erh_redis_append(&p->redis, p->cmd.argc, p->cmd.argv, p->cmd.lens);
+        if (st != ERH_OK)
+            return st;
+        sent++;
+    }
+    erh_status st = sent ? erh_redis_flush(&p->redis) : ERH_OK;
+    /* A NOSCRIPT or a transient error drops the connection: the resync runs again after it. */
+    for (size_t i = 0; i < sent && st == ERH_OK; i++) {
+        redisReply *reply;
+        if ((st = erh_redis_read(&p->redis, &reply)) != ERH_OK)
+            break;
+        if (erh_redis_is_noscript(reply) || erh_redis_is_transient(reply)) {
+            st = erh_redis_give_up(&p->redis, "ending a connection", reply);
+        } else if (erh_redis_is_error(reply)) {
+            count_reply(p, reply, false);
+        } else {
+            p->acknowledged = first_number + i;
+            if (reply->type == REDIS_REPLY_INTEGER && reply->integer == 1)
+                erh_stats_add(p->stats, ERH_C_PRESENCE_REWRITTEN, 1);
+        }
+        erh_redis_free_reply(reply);
+    }
+    return st;
+}
+
+static bool is_scan_page(const redisReply *reply)
+{
+    return reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+           reply->element[0]->type == REDIS_REPLY_STRING && reply->element[0]->len < 32 &&
+           reply->element[1]->type == REDIS_REPLY_ARRAY;
+}
+
+/* Redis may hold connections of this boot live that the table no longer has (their disconnects
+ * were lost with writes Redis had acknowledged): scan the boot's set and end those. */
+static erh_status clear_stale(erh_presence *p)
+{
+    char cursor[32] = "0";
+    do {
+        if (erh_monotonic_ms() >= p->next_tick_ms) {
+            erh_status st = tick(p);
+            if (st != ERH_OK)
+                return st;
+        }
+        redisReply *page;
+        erh_status st = erh_presence_cmd_scan(&p->cmd, &p->node, (erh_bytes){cursor, strlen(cursor)},
+                                              p->config->presence_batch);
+        if (st == ERH_OK)
+            st = erh_redis_call(&p->redis, p->cmd.argc, p->cmd.argv, p->cmd.lens, &page);
+        if (st != ERH_OK)
+            return st;
+        if (!is_scan_page(page)) {
+            st = erh_redis_give_up(&p->redis, "SSCAN", page);
+            erh_redis_free_reply(page);
+            return st;
+        }
+        memcpy(cursor, page->element[0]->str, page->element[0]->len);
+        cursor[page->element[0]->len] = '\0';
+        st = end_stale(p, page->element[1]);
+        erh_redis_free_reply(page);
+        if (st != ERH_OK)
+            return st;
+    } while (strcmp(cursor, "0") != 0);
+    return ERH_OK;
+}
+
 /* Write the whole table again: a connect for each live connection, a disconnect for each ended one
- * not yet applied. What is queued is skipped: the table already holds where those updates lead.
- * Submits go on meanwhile: the table is copied a few buckets at a time, and what changes after a
- * bucket was copied is in the queue, applied after. */
+ * not yet applied; then end the connections Redis has live for this boot and the table does not.
+ * What is queued is skipped: the table already holds where those updates lead. Submits go on
+ * meanwhile: the table is copied a few buckets at a time, and what changes after a bucket was
+ * copied is in the queue, applied after. */
 static erh_status resync(erh_presence *p)
 {
     erh_stats_add(p->stats, ERH_C_PRESENCE_RESYNCS, 1);
@@ -258,7 +351,7 @@ static erh_status resync(erh_presence *p)
             st = run_updates(p, &copies, false);
         erh_event_list_free(copies);
     }
-    return st;
+    return st == ERH_OK ? clear_stale(p) : st;
 }
 
 /* Updates from the queue, one batch at a time. */
@@ -416,14 +509,18 @@ static void move_table(erh_presence *to, erh_presence *from, pthread_mutex_t *lo
 
 /* Go on where from (stopped and joined, of the same boot) ended. Its table holds where every
  * event it took leads, so when it left some unapplied, or the registry is another one, a resync
- * writes the table. held carries over: a first tick that finds the liveness key gone after the
+ * writes the table. The write numbers go on, and what Redis acknowledged carries over unless the
+ * registry is another one. held carries over: a first tick that finds the liveness key gone after the
  * switch then resyncs as well, since other nodes may have swept this boot's connections. */
 static void continue_from(erh_presence *p, erh_presence *from)
 {
     move_table(p, from, &from->lock);
     p->held = from->held;
-    if (from->pending || erh_queue_count(&from->queue) > 0 || atomic_load(&from->resync_requests) > 0 ||
-        !same_registry(p->config, from->config))
+    p->write_number = from->write_number;
+    bool same = same_registry(p->config, from->config);
+    /* Another registry has acknowledged nothing of this boot. */
+    p->acknowledged = same ? from->acknowledged : 0;
+    if (from->pending || erh_queue_count(&from->queue) > 0 || atomic_load(&from->resync_requests) > 0 || !same)
         atomic_store(&p->resync_requests, 1);
 }
 

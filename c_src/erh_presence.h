@@ -10,8 +10,12 @@
  *
  * Thread side: every third of presence_node_ttl_ms a tick refreshes this boot's liveness key and
  * marks the connections of dead boots offline. A tick that finds the key gone or taken after it
- * held it (Redis was away longer than the TTL, or restarted empty) resyncs too. While Redis is
- * away, updates wait in the queue and clients are never slowed. */
+ * held it (Redis was away longer than the TTL, or restarted empty) resyncs too, and so does one
+ * that finds Redis without a write it had acknowledged (each write is numbered, and Redis keeps the
+ * greatest number it ran: a failover to a replica that was behind, or a restart from an older
+ * snapshot, goes back). A resync then also ends the connections Redis holds live for this boot
+ * that the table does not: their disconnects may be among the lost writes. While Redis is away,
+ * updates wait in the queue and clients are never slowed. */
 #ifndef ERH_PRESENCE_H
 #define ERH_PRESENCE_H
 
@@ -39,6 +43,7 @@ typedef struct erh_presence_atoms {
     ERL_NIF_TERM connect_failed;
     ERL_NIF_TERM disconnected;
     ERL_NIF_TERM redis_error;
+    ERL_NIF_TERM lost_writes;
 } erh_presence_atoms;
 
 typedef struct erh_presence {
@@ -71,6 +76,8 @@ typedef struct erh_presence {
     int64_t next_tick_ms;
     bool sweep_more; /* dead boots may have connections left to clear */
     bool held;       /* this boot's liveness key has been set */
+    uint64_t write_number; /* of the last write sent (the script's mark) */
+    uint64_t acknowledged; /* the greatest write number Redis replied to without an error */
     erh_backoff backoff;
     bool ever_connected;
     ErlNifEnv *msg_env;

@@ -98,17 +98,18 @@ static void bytes_arg(erh_cmd *cmd, erh_bytes bytes)
 static const erh_bytes none = {"", 0};
 
 erh_status erh_presence_cmd_update(erh_cmd *cmd, const char *sha, const erh_presence_node *node,
-                                   const erh_event *event)
+                                   const erh_event *event, uint64_t number)
 {
     const erh_bytes *f = event->field;
     bool connected = event->type == ERH_EV_CONNECTED;
     erh_bytes boot = cstring_bytes(node->boot);
-    evalsha(cmd, sha, 5);
+    evalsha(cmd, sha, 6);
     erh_cmd_key(cmd, node->prefix, "client:", f[ERH_F_CLIENTID]);
     erh_cmd_key(cmd, node->prefix, "online", none);
     erh_cmd_key(cmd, node->prefix, "tombstone:", f[ERH_F_CONN_ID]);
     erh_cmd_key(cmd, node->prefix, "boot:", boot);
     erh_cmd_key(cmd, node->prefix, "boots", none);
+    erh_cmd_key(cmd, node->prefix, "marks", none);
     erh_cmd_str(cmd, connected ? "connected" : "disconnected");
     bytes_arg(cmd, f[ERH_F_CLIENTID]);
     bytes_arg(cmd, f[ERH_F_CONN_ID]);
@@ -122,22 +123,53 @@ erh_status erh_presence_cmd_update(erh_cmd *cmd, const char *sha, const erh_pres
     erh_cmd_str(cmd, f[ERH_F_USERNAME].data ? "1" : "0");
     erh_cmd_i64(cmd, node->tombstone_ttl_ms);
     bytes_arg(cmd, node->prefix);
+    erh_cmd_i64(cmd, (int64_t)number);
     return erh_cmd_finish(cmd);
 }
 
-erh_status erh_presence_cmd_tick(erh_cmd *cmd, const char *sha, const erh_presence_node *node, unsigned limit)
+erh_status erh_presence_cmd_gone(erh_cmd *cmd, const char *sha, const erh_presence_node *node, erh_bytes clientid,
+                                 uint64_t number)
 {
     erh_bytes boot = cstring_bytes(node->boot);
     evalsha(cmd, sha, 3);
+    erh_cmd_key(cmd, node->prefix, "online", none);
+    erh_cmd_key(cmd, node->prefix, "boot:", boot);
+    erh_cmd_key(cmd, node->prefix, "marks", none);
+    erh_cmd_str(cmd, "gone");
+    bytes_arg(cmd, clientid);
+    bytes_arg(cmd, boot);
+    bytes_arg(cmd, node->prefix);
+    erh_cmd_i64(cmd, (int64_t)number);
+    return erh_cmd_finish(cmd);
+}
+
+erh_status erh_presence_cmd_tick(erh_cmd *cmd, const char *sha, const erh_presence_node *node, unsigned limit,
+                                 uint64_t acknowledged)
+{
+    erh_bytes boot = cstring_bytes(node->boot);
+    evalsha(cmd, sha, 4);
     erh_cmd_key(cmd, node->prefix, "node:", node->node);
     erh_cmd_key(cmd, node->prefix, "boots", none);
     erh_cmd_key(cmd, node->prefix, "online", none);
+    erh_cmd_key(cmd, node->prefix, "marks", none);
     erh_cmd_str(cmd, "tick");
     bytes_arg(cmd, node->node);
     bytes_arg(cmd, boot);
     erh_cmd_i64(cmd, node->node_ttl_ms);
     erh_cmd_i64(cmd, limit);
     bytes_arg(cmd, node->prefix);
+    erh_cmd_i64(cmd, (int64_t)acknowledged);
+    return erh_cmd_finish(cmd);
+}
+
+erh_status erh_presence_cmd_scan(erh_cmd *cmd, const erh_presence_node *node, erh_bytes cursor, unsigned count)
+{
+    erh_cmd_start(cmd);
+    erh_cmd_str(cmd, "SSCAN");
+    erh_cmd_key(cmd, node->prefix, "boot:", cstring_bytes(node->boot));
+    bytes_arg(cmd, cursor);
+    erh_cmd_str(cmd, "COUNT");
+    erh_cmd_i64(cmd, count);
     return erh_cmd_finish(cmd);
 }
 

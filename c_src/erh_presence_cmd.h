@@ -1,5 +1,6 @@
 /* The Redis commands of the presence registry, built as argv arrays with explicit lengths: EVALSHA of
- * priv/presence_write.lua (connected, disconnected, tick) and of priv/presence_read.lua. Key
+ * priv/presence_write.lua (connected, disconnected, gone, tick), of priv/presence_read.lua, and the
+ * SSCAN of a boot's connections. Key
  * names and argument order are those the scripts document. Client ids, usernames and conn_ids may
  * hold any bytes; they are only ever copied. */
 #ifndef ERH_PRESENCE_CMD_H
@@ -45,11 +46,19 @@ typedef struct erh_presence_node {
 void erh_presence_node_set_boot(erh_presence_node *node, uint64_t boot_id);
 
 /* EVALSHA of a connected or disconnected event. event->seq is the seq of the connection's connect
- * (0 when not known). */
+ * (0 when not known). number: the write's, greater than any this boot sent before (the script's
+ * "mark"). */
 erh_status erh_presence_cmd_update(erh_cmd *cmd, const char *sha, const erh_presence_node *node,
-                                   const erh_event *event);
-/* EVALSHA tick: refresh this boot's liveness and sweep at most limit connections of dead boots. */
-erh_status erh_presence_cmd_tick(erh_cmd *cmd, const char *sha, const erh_presence_node *node, unsigned limit);
+                                   const erh_event *event, uint64_t number);
+/* EVALSHA gone: end the client's connection of this boot, if Redis has one live. */
+erh_status erh_presence_cmd_gone(erh_cmd *cmd, const char *sha, const erh_presence_node *node, erh_bytes clientid,
+                                 uint64_t number);
+/* EVALSHA tick: refresh this boot's liveness, check that Redis has the write numbered acknowledged
+ * (the last one it replied to), and sweep at most limit connections of dead boots. */
+erh_status erh_presence_cmd_tick(erh_cmd *cmd, const char *sha, const erh_presence_node *node, unsigned limit,
+                                 uint64_t acknowledged);
+/* SSCAN of this boot's set of live connections, from cursor ("0" to begin), about count at a time. */
+erh_status erh_presence_cmd_scan(erh_cmd *cmd, const erh_presence_node *node, erh_bytes cursor, unsigned count);
 /* EVALSHA of the read script for one client. */
 erh_status erh_presence_cmd_read(erh_cmd *cmd, const char *sha, erh_bytes prefix, erh_bytes clientid);
 

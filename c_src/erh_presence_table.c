@@ -136,6 +136,12 @@ void erh_presence_table_forget(erh_presence_table *table, erh_bytes clientid, er
     table->count--;
 }
 
+bool erh_presence_table_is_live(const erh_presence_table *table, erh_bytes clientid)
+{
+    erh_presence_conn *conn = *find(table, clientid, hash_bytes(table, clientid));
+    return conn && !conn->ended;
+}
+
 static erh_event *conn_event(const erh_presence_conn *conn)
 {
     erh_event proto = {.type = conn->ended ? ERH_EV_DISCONNECTED : ERH_EV_CONNECTED,

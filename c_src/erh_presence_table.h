@@ -57,6 +57,9 @@ uint64_t erh_presence_table_disconnect(erh_presence_table *table, const erh_even
  * ended. */
 void erh_presence_table_forget(erh_presence_table *table, erh_bytes clientid, erh_bytes conn_id);
 
+/* Has the client a live connection in the table? */
+bool erh_presence_table_is_live(const erh_presence_table *table, erh_bytes clientid);
+
 /* Copies of the entries in the buckets from *cursor on, as events (a NULL-terminated list in *out):
  * a connected event for a live entry, a disconnected one for an ended entry. Whole buckets at a time,
  * until at least max are copied or the table ends; *cursor moves past the buckets copied and equals

@@ -32,6 +32,7 @@ static const char *const names[ERH_C__COUNT] = {
     [ERH_C_PRESENCE_SUPERSEDED] = "presence_superseded",
     [ERH_C_PRESENCE_SWEPT] = "presence_swept",
     [ERH_C_PRESENCE_UNDELIVERED] = "presence_undelivered",
+    [ERH_C_PRESENCE_LOST_WRITES] = "presence_lost_writes",
     [ERH_C_REDIS_RECONNECTS] = "redis_reconnects",
     [ERH_C_REDIS_CONNECT_FAILURES] = "redis_connect_failures",
     [ERH_C_REDIS_SCRIPT_RELOADS] = "redis_script_reloads",

@@ -38,6 +38,7 @@ typedef enum erh_counter {
     ERH_C_PRESENCE_SUPERSEDED, /* queued updates skipped because a resync wrote the state they lead to */
     ERH_C_PRESENCE_SWEPT,      /* connections of dead boots (crashed or restarted nodes) marked offline */
     ERH_C_PRESENCE_UNDELIVERED, /* updates not applied when stop gave up waiting */
+    ERH_C_PRESENCE_LOST_WRITES, /* times Redis was found without writes it had acknowledged */
     ERH_C_REDIS_RECONNECTS,
     ERH_C_REDIS_CONNECT_FAILURES,
     ERH_C_REDIS_SCRIPT_RELOADS, /* NOSCRIPT answered by loading the script again */

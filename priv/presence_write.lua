@@ -1,6 +1,6 @@
 -- The presence registry's writes (README, "Presence registry"). The plugin's presence thread loads
 -- this script once per Redis connection (SCRIPT LOAD), runs it with EVALSHA and loads it again when
--- Redis answers NOSCRIPT. ARGV[1] names the operation: connected, disconnected or tick.
+-- Redis answers NOSCRIPT. ARGV[1] names the operation: connected, disconnected, gone or tick.
 --
 -- Keys, all starting with the prefix P (redis_key_prefix):
 --   P.."client:"..clientid     hash    the newest connection seen for the client; never expires
@@ -9,15 +9,26 @@
 --   P.."node:"..node           string  boot id of the node's running plugin; expires (presence_node_ttl_ms)
 --   P.."boot:"..boot           set     client ids whose live connection belongs to that boot
 --   P.."boots"                 hash    boot id -> node, for every boot set
+--   P.."marks"                 hash    boot id -> number of the boot's latest write (see mark)
 -- The keys of an event are passed in KEYS; the few named after stored values (another boot's set,
 -- the clients of a dead boot) are built here, so the registry needs one Redis, not a Cluster.
 
 local op = ARGV[1]
 
+-- Every write of a boot carries a number, greater than any the boot sent before; the greatest one
+-- Redis has run is kept. A Redis that lost writes it had acknowledged (a failover to a replica that
+-- was behind, a restart from an older snapshot) holds a smaller number than the last one the node
+-- got a reply for: its tick finds that out, and the node writes its connections again.
+local function mark(marks, boot, number)
+  if tonumber(number) > (tonumber(redis.call('HGET', marks, boot)) or 0) then
+    redis.call('HSET', marks, boot, number)
+  end
+end
+
 -- connected | disconnected
--- KEYS: client, online, tombstone, boot set, boots
+-- KEYS: client, online, tombstone, boot set, boots, marks
 -- ARGV: op, clientid, conn_id, node, boot, connected_at, seq, disconnected_at, ipaddress, username,
---       has_username ("1" | "0"), tombstone ttl (ms), prefix
+--       has_username ("1" | "0"), tombstone ttl (ms), prefix, write number
 -- Returns 1 when the client's connection changed, 0 when the event changed nothing. Running the
 -- same event twice changes nothing the second time (a connect after its own disconnect finds the
 -- tombstone), so an update whose reply was lost can be sent again.
@@ -93,16 +104,36 @@ local function update()
   return 1
 end
 
--- tick: refresh this boot's liveness, then clear the connections of dead boots, at most a limit.
--- KEYS: node key, boots, online
--- ARGV: op, node, boot, node ttl (ms), limit, prefix
--- Returns {held, more, swept}: held is 1 when the liveness key still named this boot (0 when it had
--- expired or named another boot), more is 1 when dead boots may have connections left.
+-- gone: the node has no live connection for this client, yet Redis has one of this boot live (its
+-- disconnect was among lost writes): it ends.
+-- KEYS: online, boot set, marks
+-- ARGV: op, clientid, boot, prefix, write number
+-- Returns 1 when a live connection ended.
+local function gone()
+  local online, boot_set, id, boot = KEYS[1], KEYS[2], ARGV[2], ARGV[3]
+  local client = ARGV[4] .. 'client:' .. id
+  local cur_boot, cur_live = unpack(redis.call('HMGET', client, 'boot', 'live'))
+  redis.call('SREM', boot_set, id)
+  if cur_boot ~= boot or cur_live ~= '1' then return 0 end
+  redis.call('HSET', client, 'live', '0')
+  redis.call('SREM', online, id)
+  return 1
+end
+
+-- tick: refresh this boot's liveness, check that no acknowledged write was lost, then clear the
+-- connections of dead boots, at most a limit.
+-- KEYS: node key, boots, online, marks
+-- ARGV: op, node, boot, node ttl (ms), limit, prefix, number of the boot's last acknowledged write
+-- Returns {held, more, swept, lost}: held is 1 when the liveness key still named this boot (0 when it
+-- had expired or named another boot), more is 1 when dead boots may have connections left, lost is 1
+-- when Redis has not got the write numbered in ARGV[7] (it now takes that number as its own).
 local function tick()
-  local node_key, boots, online = KEYS[1], KEYS[2], KEYS[3]
+  local node_key, boots, online, marks = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
   local node, boot, prefix = ARGV[2], ARGV[3], ARGV[6]
   local budget = tonumber(ARGV[5])
   local held = redis.call('GET', node_key) == boot
+  local lost = (tonumber(redis.call('HGET', marks, boot)) or 0) < tonumber(ARGV[7])
+  if lost then redis.call('HSET', marks, boot, ARGV[7]) end
   redis.call('SET', node_key, boot, 'PX', ARGV[4])
   redis.call('HSET', boots, boot, node)
   local swept = 0
@@ -123,12 +154,24 @@ local function tick()
           swept = swept + 1
         end
       end
-      if redis.call('EXISTS', set) == 0 then redis.call('HDEL', boots, dead) end
+      if redis.call('EXISTS', set) == 0 then
+        redis.call('HDEL', boots, dead)
+        redis.call('HDEL', marks, dead)
+      end
     end
   end
-  return {held and 1 or 0, budget <= 0 and 1 or 0, swept}
+  return {held and 1 or 0, budget <= 0 and 1 or 0, swept, lost and 1 or 0}
 end
 
-if op == 'connected' or op == 'disconnected' then return update() end
+if op == 'connected' or op == 'disconnected' then
+  local changed = update()
+  mark(KEYS[6], ARGV[5], ARGV[14])
+  return changed
+end
+if op == 'gone' then
+  local ended = gone()
+  mark(KEYS[3], ARGV[3], ARGV[5])
+  return ended
+end
 if op == 'tick' then return tick() end
 return redis.error_reply('ERR presence_write.lua: unknown operation')

@@ -214,6 +214,11 @@ report_presence({connect_failed, Server, Why}, State) ->
     throttle({presence, connect_failed, Why}, State,
              "emqx_rabbitmq_hook presence registry cannot connect to Redis ~ts: ~ts; retrying",
              [Server, Why]);
+report_presence({lost_writes, Server}, State) ->
+    ?LOG_WARNING("emqx_rabbitmq_hook presence registry: Redis ~ts lacks writes it had acknowledged (a "
+                 "failover to a replica that was behind, or a restart from an older snapshot); this node "
+                 "writes its clients again from memory", [Server]),
+    State;
 report_presence({redis_error, Why}, State) ->
     throttle({presence, redis_error}, State,
              "emqx_rabbitmq_hook presence registry: Redis refused an update: ~ts; it was skipped "

@@ -24,6 +24,7 @@ tests() ->
      fun updates_in_flight_when_redis_stops_answering_are_sent_again/1,
      fun queue_overflow_while_redis_is_down_is_repaired_from_memory/1,
      fun redis_restarted_empty_gets_this_nodes_connections_back/1,
+     fun redis_that_lost_acknowledged_writes_is_repaired_from_memory/1,
      fun scripts_flushed_from_redis_are_loaded_again/1,
      fun acl_user_and_password_and_a_refused_login/1,
      fun redis_db_and_key_prefix_place_the_keys/1,
@@ -127,8 +128,11 @@ registry_keys_follow_the_documented_layout(Ctx) ->
     ?assertEqual(?NODE, q(Ctx, ["HGET", key(Ctx, <<"boots">>), Boot])),
     ?assertEqual([<<"dev-2">>], q(Ctx, ["SMEMBERS", key(Ctx, <<"boot:", Boot/binary>>)])),
     ?assertEqual(-1, q(Ctx, ["TTL", key(Ctx, <<"client:dev-2">>)])),
+    Mark = binary_to_integer(q(Ctx, ["HGET", key(Ctx, <<"marks">>), Boot])),
+    ?assert(Mark > 0),
     disconnect(Ch, <<"dev-2">>, <<"bob">>, At, At + 1),
     settle(),
+    ?assert(binary_to_integer(q(Ctx, ["HGET", key(Ctx, <<"marks">>), Boot])) > Mark),
     TombstoneTtl = q(Ctx, ["PTTL", key(Ctx, <<"tombstone:", (conn_id(Ch, At))/binary>>)]),
     ?assert(TombstoneTtl > 0 andalso TombstoneTtl =< 60000),
     ?assertEqual([], q(Ctx, ["SMEMBERS", key(Ctx, <<"online">>)])),
@@ -295,6 +299,37 @@ redis_restarted_empty_gets_this_nodes_connections_back(Ctx = #{redis := Redis}) 
     settle(),
     [?assert(online(id(I))) || I <- lists:seq(1, 40)],
     ?assertEqual(40, length(q(Ctx, ["SMEMBERS", key(Ctx, <<"online">>)]))).
+
+%% Redis goes back to a snapshot taken before some writes it acknowledged, as after a failover to a
+%% replica that was behind: the node's liveness key is still there, so only the write numbers tell.
+%% The lost connects come back from the node's memory, and the lost disconnects (which the node no
+%% longer holds) are found by scanning the boot's connections.
+redis_that_lost_acknowledged_writes_is_repaired_from_memory(Ctx = #{redis := Redis}) ->
+    start(Ctx, []),
+    T = now_ms(),
+    First = [{I, channel()} || I <- lists:seq(1, 40)],
+    [connect(Ch, id(I), <<"u">>, T) || {I, Ch} <- First],
+    settle(),
+    <<"OK">> = q(Ctx, ["SAVE"]),
+    [disconnect(Ch, id(I), <<"u">>, T, T + 1) || {I, Ch} <- First, I rem 2 =:= 0],
+    [connect(channel(), id(I), <<"u">>, T + 2) || I <- lists:seq(41, 50)],
+    settle(),
+    ?assertMatch(#{presence_connections := 30, presence_lost_writes := 0}, stats()),
+    erh_test_redis:crash(Redis),
+    erh_test_redis:up(Redis),
+    ?assertEqual(40, length(q(Ctx, ["SMEMBERS", key(Ctx, <<"online">>)]))),
+    wait_stats(fun(#{presence_lost_writes := N, presence_resyncs := R}) -> N >= 1 andalso R >= 1 end),
+    settle(),
+    Online = [I || I <- lists:seq(1, 50), I > 40 orelse I rem 2 =:= 1],
+    [?assertEqual({I, lists:member(I, Online)}, {I, online(id(I))}) || I <- lists:seq(1, 50)],
+    ?assertEqual(lists:sort([id(I) || I <- Online]), lists:sort(q(Ctx, ["SMEMBERS", key(Ctx, <<"online">>)]))),
+    Boot = q(Ctx, ["HGET", key(Ctx, <<"client:", (id(1))/binary>>), "boot"]),
+    ?assertEqual(lists:sort([id(I) || I <- Online]),
+                 lists:sort(q(Ctx, ["SMEMBERS", key(Ctx, <<"boot:", Boot/binary>>)]))),
+    #{presence_lost_writes := Lost} = stats(),
+    %% Once repaired, later ticks find nothing missing.
+    timer:sleep(200),
+    ?assertMatch(#{presence_lost_writes := Lost}, stats()).
 
 scripts_flushed_from_redis_are_loaded_again(Ctx) ->
     start(Ctx, []),

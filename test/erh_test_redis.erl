@@ -3,7 +3,7 @@
 %% at what the plugin wrote and to run the read script the way an IotHub server would.
 -module(erh_test_redis).
 
--export([start/0, stop/1, down/1, up/1, up_if_down/1, wipe/1, freeze/1, thaw/1, port/1, server/1]).
+-export([start/0, stop/1, down/1, up/1, up_if_down/1, wipe/1, crash/1, freeze/1, thaw/1, port/1, server/1]).
 -export([q/2, read_script/0, read/3]).
 %% Wait for the running plugin's presence thread to be connected with every update applied.
 -export([settle/0]).
@@ -36,6 +36,12 @@ down(#{dir := Dir}) ->
 %% Shut down and lose the data: the next up/1 starts empty.
 wipe(#{dir := Dir}) ->
     {0, _} = script(["kill", Dir]),
+    ok.
+
+%% Shut down without saving: the next up/1 loads the last snapshot (SAVE), and every write since is
+%% lost although Redis acknowledged it.
+crash(#{dir := Dir}) ->
+    {0, _} = script(["crash", Dir]),
     ok.
 
 up(#{dir := Dir, port := Port}) ->

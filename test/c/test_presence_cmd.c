@@ -35,15 +35,15 @@ START_TEST(connected_event_command)
     event.field[ERH_F_IPADDRESS] = (erh_bytes)S("192.168.7.21");
     event.field[ERH_F_USERNAME] = (erh_bytes)S("alice");
     erh_cmd cmd = {0};
-    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event), ERH_OK);
+    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event, 42), ERH_OK);
     const erh_bytes expected[] = {
-        S("EVALSHA"), S(SHA), S("5"),
+        S("EVALSHA"), S(SHA), S("6"),
         S("mqtt:presence:client:dev-1"), S("mqtt:presence:online"),
         S("mqtt:presence:tombstone:emqx@10.0.0.1/<0.99.0>/1700000000001"),
-        S("mqtt:presence:boot:00000000deadbeef"), S("mqtt:presence:boots"),
+        S("mqtt:presence:boot:00000000deadbeef"), S("mqtt:presence:boots"), S("mqtt:presence:marks"),
         S("connected"), S("dev-1"), S("emqx@10.0.0.1/<0.99.0>/1700000000001"), S("emqx@10.0.0.1"),
         S("00000000deadbeef"), S("1700000000001"), S("17"), S("0"), S("192.168.7.21"), S("alice"), S("1"),
-        S("300000"), S("mqtt:presence:"),
+        S("300000"), S("mqtt:presence:"), S("42"),
     };
     assert_argv(&cmd, expected, sizeof expected / sizeof expected[0]);
     erh_cmd_free(&cmd);
@@ -58,19 +58,19 @@ START_TEST(disconnected_event_with_odd_bytes)
     event.field[ERH_F_CLIENTID] = (erh_bytes){id, sizeof id};
     event.field[ERH_F_CONN_ID] = (erh_bytes)S("n/<0.1.0>/5");
     erh_cmd cmd = {0};
-    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event), ERH_OK);
+    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event, 1), ERH_OK);
     char key[14 + 7 + sizeof id];
     memcpy(key, "mqtt:presence:client:", 21);
     memcpy(key + 21, id, sizeof id);
     ck_assert_uint_eq(cmd.lens[3], sizeof key);
     ck_assert_int_eq(memcmp(cmd.argv[3], key, sizeof key), 0);
-    ck_assert_uint_eq(cmd.lens[9], sizeof id);
-    ck_assert_int_eq(memcmp(cmd.argv[9], id, sizeof id), 0);
+    ck_assert_uint_eq(cmd.lens[10], sizeof id);
+    ck_assert_int_eq(memcmp(cmd.argv[10], id, sizeof id), 0);
     const erh_bytes tail[] = {S("disconnected"), {id, sizeof id}, S("n/<0.1.0>/5"), S("emqx@10.0.0.1"),
                               S("00000000deadbeef"), S("5"), S("0"), S("9"), S(""), S(""), S("0")};
     for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++) {
-        ck_assert_uint_eq(cmd.lens[8 + i], tail[i].len);
-        ck_assert_int_eq(memcmp(cmd.argv[8 + i], tail[i].data, tail[i].len), 0);
+        ck_assert_uint_eq(cmd.lens[9 + i], tail[i].len);
+        ck_assert_int_eq(memcmp(cmd.argv[9 + i], tail[i].data, tail[i].len), 0);
     }
     erh_cmd_free(&cmd);
 }
@@ -85,23 +85,34 @@ START_TEST(long_client_id)
     event.field[ERH_F_CLIENTID] = (erh_bytes){id, len};
     event.field[ERH_F_CONN_ID] = (erh_bytes)S("c");
     erh_cmd cmd = {0};
-    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event), ERH_OK);
+    ck_assert_int_eq(erh_presence_cmd_update(&cmd, SHA, &node, &event, 1), ERH_OK);
     ck_assert_uint_eq(cmd.lens[3], 21 + len);
-    ck_assert_uint_eq(cmd.lens[9], len);
-    ck_assert_int_eq(memcmp(cmd.argv[9], id, len), 0);
+    ck_assert_uint_eq(cmd.lens[10], len);
+    ck_assert_int_eq(memcmp(cmd.argv[10], id, len), 0);
     erh_cmd_free(&cmd);
     free(id);
 }
 END_TEST
 
-START_TEST(tick_and_read_commands)
+START_TEST(tick_gone_scan_and_read_commands)
 {
     erh_cmd cmd = {0};
-    ck_assert_int_eq(erh_presence_cmd_tick(&cmd, SHA, &node, 1000), ERH_OK);
-    const erh_bytes tick[] = {S("EVALSHA"), S(SHA), S("3"), S("mqtt:presence:node:emqx@10.0.0.1"),
-                              S("mqtt:presence:boots"), S("mqtt:presence:online"), S("tick"), S("emqx@10.0.0.1"),
-                              S("00000000deadbeef"), S("30000"), S("1000"), S("mqtt:presence:")};
+    ck_assert_int_eq(erh_presence_cmd_tick(&cmd, SHA, &node, 1000, 18446744073709551ULL), ERH_OK);
+    const erh_bytes tick[] = {S("EVALSHA"), S(SHA), S("4"), S("mqtt:presence:node:emqx@10.0.0.1"),
+                              S("mqtt:presence:boots"), S("mqtt:presence:online"), S("mqtt:presence:marks"),
+                              S("tick"), S("emqx@10.0.0.1"), S("00000000deadbeef"), S("30000"), S("1000"),
+                              S("mqtt:presence:"), S("18446744073709551")};
     assert_argv(&cmd, tick, sizeof tick / sizeof tick[0]);
+
+    ck_assert_int_eq(erh_presence_cmd_gone(&cmd, SHA, &node, (erh_bytes)S("dev 1"), 7), ERH_OK);
+    const erh_bytes gone[] = {S("EVALSHA"), S(SHA), S("3"), S("mqtt:presence:online"),
+                              S("mqtt:presence:boot:00000000deadbeef"), S("mqtt:presence:marks"), S("gone"),
+                              S("dev 1"), S("00000000deadbeef"), S("mqtt:presence:"), S("7")};
+    assert_argv(&cmd, gone, sizeof gone / sizeof gone[0]);
+
+    ck_assert_int_eq(erh_presence_cmd_scan(&cmd, &node, (erh_bytes)S("0"), 256), ERH_OK);
+    const erh_bytes scan[] = {S("SSCAN"), S("mqtt:presence:boot:00000000deadbeef"), S("0"), S("COUNT"), S("256")};
+    assert_argv(&cmd, scan, sizeof scan / sizeof scan[0]);
 
     /* The same erh_cmd is reused: each build starts afresh. */
     ck_assert_int_eq(erh_presence_cmd_read(&cmd, SHA, (erh_bytes)S("p:"), (erh_bytes)S("dev 1")), ERH_OK);
@@ -141,7 +152,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, connected_event_command);
     tcase_add_test(tc, disconnected_event_with_odd_bytes);
     tcase_add_test(tc, long_client_id);
-    tcase_add_test(tc, tick_and_read_commands);
+    tcase_add_test(tc, tick_gone_scan_and_read_commands);
     tcase_add_test(tc, boot_ids_are_sixteen_hex_digits);
     tcase_add_test(tc, too_many_arguments_is_an_error);
 }

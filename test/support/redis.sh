@@ -4,6 +4,9 @@
 #   redis.sh start DIR PORT   start (loading DIR/dump.rdb when a stop left one)
 #   redis.sh stop DIR         SHUTDOWN SAVE: the data is back at the next start, as with persistence
 #   redis.sh kill DIR         SHUTDOWN NOSAVE and forget the data: the next start is empty
+#   redis.sh crash DIR        SHUTDOWN NOSAVE: the next start loads the last snapshot (SAVE), losing
+#                             every write since, as a restart from an old snapshot or a failover
+#                             to a replica that was behind
 set -euo pipefail
 
 port_of() { cat "$1/port"; }
@@ -48,8 +51,9 @@ kill)
     shutdown "$2" nosave
     rm -f "$2/dump.rdb"
     ;;
+crash) shutdown "$2" nosave ;;
 *)
-    echo "usage: $0 start DIR PORT | stop DIR | kill DIR" >&2
+    echo "usage: $0 start DIR PORT | stop DIR | kill DIR | crash DIR" >&2
     exit 2
     ;;
 esac
