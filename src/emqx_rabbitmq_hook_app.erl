@@ -15,10 +15,13 @@
 -define(APP, emqx_rabbitmq_hook).
 
 start(_Type, _Args) ->
-    case emqx_rabbitmq_hook_emqx5:load_env() of
-        ok ->
+    case {emqx_rabbitmq_hook_nif:loaded(), emqx_rabbitmq_hook_emqx5:load_env()} of
+        {{error, Why}, _} ->
+            ?LOG_ERROR("emqx_rabbitmq_hook not started: its NIF library cannot be loaded: ~ts", [Why]),
+            {error, {nif_not_loaded, Why}};
+        {ok, ok} ->
             start_with(application:get_all_env(emqx_rabbitmq_hook));
-        {error, Why} ->
+        {ok, {error, Why}} ->
             ?LOG_ERROR("emqx_rabbitmq_hook not started: ~ts", [Why]),
             {error, {configuration, Why}}
     end.

@@ -2,11 +2,32 @@
 -module(emqx_rabbitmq_hook_nif).
 
 -export([start/1, start/2, submit/2, stats/1, stop/2, presence/2]).
+-export([loaded/0]).
 
 -on_load(init/0).
 
+-define(LOAD_ERROR, {?MODULE, load_error}).
+
+%% The module loads even when its library does not (a missing libhiredis or librabbitmq, a build for
+%% another system): EMQX 4 loads every plugin's modules as it boots and stops the broker on one that
+%% fails. The reason is kept for loaded/0, and the plugin refuses to start with it.
 init() ->
-    erlang:load_nif(filename:join(priv_dir(), "emqx_rabbitmq_hook_nif"), 0).
+    case erlang:load_nif(filename:join(priv_dir(), "emqx_rabbitmq_hook_nif"), 0) of
+        ok ->
+            _ = persistent_term:erase(?LOAD_ERROR),
+            ok;
+        {error, {_Reason, Text}} ->
+            persistent_term:put(?LOAD_ERROR, unicode:characters_to_binary(Text)),
+            ok
+    end.
+
+%% ok once the library is loaded, else why it could not be.
+-spec loaded() -> ok | {error, binary()}.
+loaded() ->
+    case persistent_term:get(?LOAD_ERROR, undefined) of
+        undefined -> ok;
+        Text -> {error, Text}
+    end.
 
 %% The plugin's priv dir; when the code is not laid out as an OTP application (a bare ebin on the
 %% code path), the priv dir beside that ebin.

@@ -20,7 +20,8 @@ tests() ->
      fun emqx5_package_has_release_json_and_the_app_with_its_config/1,
      fun every_module_is_in_both_packages_and_in_their_app_file/1,
      fun emqx4_package_runs_from_where_it_is_unpacked/1,
-     fun emqx5_package_runs_from_where_it_is_unpacked/1].
+     fun emqx5_package_runs_from_where_it_is_unpacked/1,
+     fun a_nif_library_that_cannot_load_leaves_the_broker_booting/1].
 
 setup() ->
     {Status, Output} = run(os:find_executable("make"), ["-C", root(), "package-emqx4", "package-emqx5"], 600000),
@@ -164,6 +165,28 @@ runs_from(#{rabbit := Rabbit, tmp := Tmp}, AppDir) ->
     [#{json := Event}] = erh_test_rabbit:fetch_json(Rabbit, list_to_binary(Queue), 1),
     ?assertMatch(#{<<"action">> := <<"message_publish">>, <<"topic">> := <<"pkg/t">>}, Event),
     ?assertEqual(list_to_binary(Payload), maps:get(<<"payload">>, Event)).
+
+%% EMQX 4 loads every module of every plugin folder as it boots, and stops when one fails to load. A
+%% library that cannot load (here: not an ELF file; on a host, a missing libhiredis, say) must not
+%% stop the broker: every module loads, and the plugin refuses to start, saying why.
+a_nif_library_that_cannot_load_leaves_the_broker_booting(#{emqx4 := Dir, tmp := Tmp}) ->
+    AppDir = filename:join(Tmp, "broken/" ?NAME),
+    ok = filelib:ensure_dir(filename:join(AppDir, "x")),
+    "" = os:cmd("cp -r '" ++ filename:join(Dir, ?NAME) ++ "/.' '" ++ AppDir ++ "'"),
+    ok = file:write_file(filename:join(AppDir, "priv/emqx_rabbitmq_hook_nif.so"), <<"not a library">>),
+    Script =
+        "Loaded = [code:load_file(list_to_atom(filename:basename(F, \".beam\"))) || F <- filelib:wildcard(\"" ++
+        filename:join(AppDir, "ebin") ++ "/*.beam\")],~n"
+        "true = lists:all(fun({module, _}) -> true; (_) -> false end, Loaded),~n"
+        "{error, Why} = application:ensure_all_started(emqx_rabbitmq_hook),~n"
+        "io:format(\"~~n~~0p~~n\", [{refused, Why}]),~n"
+        "halt(0).",
+    {Status, Output} = run(os:find_executable("erl"), ["-noshell", "-pa", filename:join(AppDir, "ebin"),
+                                                       "-eval", lists:flatten(io_lib:format(Script, []))],
+                           60000, [{cd, Tmp}, {env, [{"ERL_LIBS", false}]}]),
+    ?assertEqual({0, Output}, {Status, Output}),
+    ?assertMatch({match, _}, re:run(Output, "NIF library cannot be loaded: .*emqx_rabbitmq_hook_nif\\.so")),
+    ?assertMatch({match, _}, re:run(Output, "\\{refused,.*nif_not_loaded")).
 
 %% Run an executable; its exit status and output (stdout and stderr), killed after TimeoutMs.
 run(Exe, Args, TimeoutMs) ->
