@@ -68,13 +68,18 @@ hooks() ->
      {client_disconnected, 'client.disconnected', on_client_disconnected},
      {message_publish, 'message.publish', on_message_publish}].
 
-%% EMQX 5 registers with a priority through emqx_hooks:add/3; EMQX 4 through emqx:hook/2.
+%% EMQX 5 registers with a priority through emqx_hooks:add/3, and so do the releases after it;
+%% EMQX 4 through emqx:hook/2.
 -spec broker() -> emqx5 | emqx4 | none.
 broker() ->
     case application:get_key(emqx, vsn) of
-        {ok, "5" ++ _} -> emqx5;
-        {ok, _} -> emqx4;
-        undefined -> none
+        {ok, Vsn} ->
+            case string:to_integer(Vsn) of
+                {Major, _} when is_integer(Major), Major >= 5 -> emqx5;
+                _ -> emqx4
+            end;
+        undefined ->
+            none
     end.
 
 register_hook(emqx5, Point, Fun) ->

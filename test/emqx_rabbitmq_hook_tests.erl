@@ -231,6 +231,18 @@ hooked_events_include_what_presence_needs_test_() ->
      ?_assertEqual([client_connected, client_disconnected], Hooked([{events, []}, {presence, true}])),
      ?_assertEqual(All, Hooked([{events, [client_connected, message_publish]}, {presence, true}]))].
 
+%% The hook API follows the major version of the emqx application: 5 and later register through
+%% emqx_hooks:add/3, 4 through emqx:hook/2; no emqx application, no hooks.
+broker_follows_the_emqx_major_version_test() ->
+    Broker = fun(Vsn) ->
+                     ok = application:load({application, emqx, [{vsn, Vsn}, {modules, []}, {registered, []},
+                                                                {applications, [kernel, stdlib]}]}),
+                     try emqx_rabbitmq_hook:broker() after application:unload(emqx) end
+             end,
+    ?assertEqual(none, emqx_rabbitmq_hook:broker()),
+    ?assertEqual([emqx4, emqx4, emqx5, emqx5, emqx5],
+                 [Broker(V) || V <- ["4.3.22", "4.4.19", "5.0.0", "5.8.6", "6.0.1"]]).
+
 topics_outside_the_filters_are_not_sent(Ctx0) ->
     Ctx = start(Ctx0, [{publish_topics, ["sensors/+/temp", <<"alarms/#">>]}]),
     Topics = [<<"sensors/1/temp">>, <<"sensors/1/hum">>, <<"alarms">>, <<"alarms/fire/2">>,
