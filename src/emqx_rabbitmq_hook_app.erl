@@ -55,8 +55,8 @@ prep_stop(State) ->
 stop(_State) ->
     emqx_rabbitmq_hook_server:forget_counters().
 
-%% EMQX >= 5.7 calls this on <name>_app before it stores a configuration changed in the dashboard
-%% or the HTTP API; the EMQX releases that check the result refuse the change on an error.
+%% EMQX >= 5.7 calls this on <name>_app when a configuration changes in the dashboard or the HTTP
+%% API. From 5.9 on, an error refuses the change; 5.7 and 5.8 store it whatever this returns.
 -spec on_config_changed(map(), map()) -> ok | {error, unicode:unicode_binary()}.
 on_config_changed(_OldConfig, NewConfig) ->
     emqx_rabbitmq_hook_emqx5:config_changed(NewConfig).

@@ -16,6 +16,8 @@
 
 -export([load_env/0, config_changed/1]).
 
+-include_lib("kernel/include/logger.hrl").
+
 -define(APP, emqx_rabbitmq_hook).
 -define(CONFIG_FILE_VAR, "RABBITMQ_HOOK_CONFIG").
 
@@ -34,10 +36,19 @@ load_env() ->
 
 %% A configuration changed in EMQX (the new map): refused with a message naming the setting if it
 %% is invalid or cannot start (the plugin then runs on as it was), else applied, see
-%% emqx_rabbitmq_hook_app:reconfigure/1.
+%% emqx_rabbitmq_hook_app:reconfigure/1. The refusal is logged too: EMQX 5.7 and 5.8 ignore what
+%% this returns and store the change all the same.
 -spec config_changed(map()) -> ok | {error, unicode:unicode_binary()}.
 config_changed(Config) ->
-    with_env(Config, fun(Env) -> emqx_rabbitmq_hook_app:reconfigure(Env, fun emqx_rabbitmq_hook_hocon:setting/1) end).
+    case with_env(Config, fun(Env) -> emqx_rabbitmq_hook_app:reconfigure(Env, fun emqx_rabbitmq_hook_hocon:setting/1) end) of
+        ok ->
+            ok;
+        {error, Why} = Error ->
+            ?LOG_ERROR("emqx_rabbitmq_hook refused a configuration change and runs on with its previous "
+                       "configuration: ~ts (EMQX before 5.9 stores the change all the same, and the plugin "
+                       "reads it at its next start: correct it or set the previous values back)", [Why]),
+            Error
+    end.
 
 with_env(Config, Fun) ->
     case emqx_rabbitmq_hook_hocon:to_env(Config) of
