@@ -79,7 +79,8 @@ specs() ->
      {routing_keys, #{client_connected => "client.connected",
                       client_disconnected => "client.disconnected",
                       message_publish => "message.publish"}, routing_keys},
-     {node, atom_to_binary(node(), utf8), {text, 1, ?SHORTSTR}},
+     %% At most 200 bytes: message_id, an AMQP short string (255), is the node, the boot id and seq.
+     {node, atom_to_binary(node(), utf8), {text, 1, 200}},
      {publishers, 1, {int, 1, 16}},
      {confirm_window, 1024, {int, 1, 65535}},
      {buffer_events, 100000, {int, 1, 100000000}},
@@ -453,20 +454,22 @@ routing_keys([{Event, Template} | Rest], Acc) ->
          fun(E) ->
                  with(text(Template, 0, ?SHORTSTR),
                       fun(T) ->
-                              case valid_template(T) of
+                              case valid_template(E, T) of
                                   true -> routing_keys(Rest, Acc#{E => T});
-                                  false -> {error, {bad_template, Template}}
+                                  false -> {error, {bad_template, Template}};
+                                  no_topic -> {error, {no_topic, E, Template}}
                               end
                       end)
          end).
 
-%% Every "${" must open one of the known placeholders.
-valid_template(T) ->
+%% Every "${" must open one of the known placeholders; only publish events have a topic.
+valid_template(Event, T) ->
     case binary:split(T, <<"${">>) of
         [_] -> true;
-        [_, <<"clientid}", Rest/binary>>] -> valid_template(Rest);
-        [_, <<"username}", Rest/binary>>] -> valid_template(Rest);
-        [_, <<"topic}", Rest/binary>>] -> valid_template(Rest);
+        [_, <<"clientid}", Rest/binary>>] -> valid_template(Event, Rest);
+        [_, <<"username}", Rest/binary>>] -> valid_template(Event, Rest);
+        [_, <<"topic}", Rest/binary>>] when Event =:= message_publish -> valid_template(Event, Rest);
+        [_, <<"topic}", _/binary>>] -> no_topic;
         [_, _] -> false
     end.
 
@@ -520,6 +523,8 @@ reason({bad_topic_filter, V}) ->
 reason({not_a_map, V}) -> [show(V), " is not a map or a list of {Key, Value}"];
 reason({bad_template, V}) ->
     [show(V), " has a \"${\" that is not ${clientid}, ${username} or ${topic}"];
+reason({no_topic, Event, V}) ->
+    [show(V), " uses ${topic}, but only message_publish events have a topic, not ", atom_to_list(Event)];
 reason({not_integer, V}) -> [show(V), " is not an integer"];
 reason({out_of_range, V, Min, Max}) -> io_lib:format("~b is not in ~b..~b", [V, Min, Max]);
 reason({less_than, V, Other, Min}) ->

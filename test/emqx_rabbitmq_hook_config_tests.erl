@@ -317,7 +317,9 @@ rejected() ->
      {presence_batch, 10001},
      {presence_node_ttl_ms, 999},
      {presence_tombstone_ttl_ms, 999},
-     {presence_timeout_ms, 99}].
+     {presence_timeout_ms, 99},
+     {routing_keys, #{client_connected => "c.${topic}"}},
+     {node, lists:duplicate(201, $n)}].
 
 rejected_values_name_their_key_test_() ->
     [{lists:flatten(io_lib:format("~p = ~0tP", [Key, Given, 6])),
@@ -387,7 +389,7 @@ every_reason_renders_test_() ->
                {bad_length, "", 1, 255}, {bad_length, "", 1, infinity},
                {not_a_list, x}, empty_list, {bad_server, "h:0"}, {bad_queue, q},
                {not_one_of, x, [a, b]}, {bad_topic_filter, "a#"}, {not_a_map, x},
-               {bad_template, "${x}"}, {not_integer, 1.5}, {out_of_range, 0, 1, 16},
+               {bad_template, "${x}"}, {no_topic, client_connected, "c.${topic}"}, {not_integer, 1.5}, {out_of_range, 0, 1, 16},
                {less_than, 1, reconnect_min_ms, 500},
                secret_not_text, secret_nul_byte, {not_boolean, 1}, {unreadable, <<"/x">>, enoent},
                {not_pem, <<"/x">>, certificate}, {not_pem, <<"/x">>, private_key}, {encrypted_key, <<"/x">>},
