@@ -116,6 +116,7 @@ conf_examples() ->
      {[{"rabbitmq_hook.queue.1.name", "iothub"}, {"rabbitmq_hook.queue.1.bindings", "client.*, message.#"},
        {"rabbitmq_hook.queue.10.name", "last"}, {"rabbitmq_hook.queue.2.name", "audit"}],
       queues, [{"iothub", ["client.*", "message.#"]}, {"audit", ["#"]}, {"last", ["#"]}]},
+     {[{"rabbitmq_hook.queues", "off"}], queues, []},
      {[{"rabbitmq_hook.unroutable_queue", "iot.unroutable"}], unroutable_queue, "iot.unroutable"},
      {[{"rabbitmq_hook.unroutable_queue", "off"}], unroutable_queue, ""},
      {[{"rabbitmq_hook.queue_type", "quorum"}], queue_type, quorum},
@@ -181,8 +182,10 @@ examples_together_pass_the_plugins_validation_test() ->
     %% parse/1 checks those against real files in emqx_rabbitmq_hook_config_tests.
     NeedFiles = ["rabbitmq_hook.password_file", "rabbitmq_hook.tls.cacertfile", "rabbitmq_hook.tls.certfile",
                  "rabbitmq_hook.tls.keyfile", "rabbitmq_hook.auth_mechanism"],
+    %% queues = off and the queue lines of another example contradict each other.
+    Contradicting = ["rabbitmq_hook.queues"],
     {ok, Env} = translate([S || {Settings, _, _} <- conf_examples(), S = {Key, _} <- Settings,
-                                not lists:member(Key, NeedFiles)]),
+                                not lists:member(Key, NeedFiles ++ Contradicting)]),
     {ok, Config} = emqx_rabbitmq_hook_config:parse(Env),
     ?assertMatch(#{servers := [{<<"r1">>, 5672}, {<<"::1">>, 5671}, {<<"r3">>, 5672}], password := <<"p#ss w0rd">>,
                    exchange_type := <<"fanout">>, queue_type := <<"quorum">>, publishers := 4, heartbeat := 0,
@@ -203,6 +206,7 @@ wrong_values() ->
      {"rabbitmq_hook.events.message_publish.enable", "maybe", cuttlefish},
      {"rabbitmq_hook.events.message_publish.routing_key", "m.${nope}", routing_keys},
      {"rabbitmq_hook.queue.2.bindings", "x", cuttlefish},
+     {"rabbitmq_hook.queues", "none", cuttlefish},
      {"rabbitmq_hook.publish_topics", "a/#/b", publish_topics},
      {"rabbitmq_hook.spool.max_size", "big", cuttlefish},
      {"rabbitmq_hook.confirm_window", "0", confirm_window},
@@ -221,6 +225,20 @@ wrong_value(Key, Value, EnvKey) ->
     {error, Error} = emqx_rabbitmq_hook_config:parse(Env),
     ?assertMatch({EnvKey, _}, Error),
     ?assertMatch(<<"invalid value for ", _/binary>>, emqx_rabbitmq_hook_config:format_error(Error)).
+
+%% As on EMQX 5, where leaving queues out gives the default: a conf file whose queue lines are
+%% all commented out declares the plugin's default queue, and only queues = off declares none.
+no_queue_line_declares_the_default_queue_test() ->
+    Default = proplists:get_value(queues, emqx_rabbitmq_hook_config:defaults()),
+    WithoutQueues = [{string:join(Key, "."), Value} || {Key = [_, Name | _], Value} <- conf_settings(false),
+                                                        Name =/= "queue"],
+    ?assertEqual({ok, Default}, value(queues, translate(WithoutQueues))),
+    ?assertEqual({ok, Default}, value(queues, translate([]))),
+    ?assertEqual({ok, []}, value(queues, translate([{"rabbitmq_hook.queues", "off"} | WithoutQueues]))).
+
+queues_off_beside_a_queue_line_is_refused_test() ->
+    {cuttlefish, Lines} = translate([{"rabbitmq_hook.queues", "off"}, {"rabbitmq_hook.queue.1.name", "audit"}]),
+    ?assert(lists:any(fun(Line) -> string:find(Line, "rabbitmq_hook.queues = off") =/= nomatch end, Lines)).
 
 %%--------------------------------------------------------------------
 %% EMQX 5: config.hocon, the translation table and config_schema.avsc
