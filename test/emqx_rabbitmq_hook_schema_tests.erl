@@ -199,6 +199,9 @@ wrong_values() ->
      {"rabbitmq_hook.servers", "localhost:99999", servers},
      {"rabbitmq_hook.servers", " , ", cuttlefish},
      {"rabbitmq_hook.heartbeat", "soon", cuttlefish},
+     {"rabbitmq_hook.heartbeat", "00s", cuttlefish},
+     {"rabbitmq_hook.drain_timeout", "soon", cuttlefish},
+     {"rabbitmq_hook.drain_timeout", "off", cuttlefish},
      {"rabbitmq_hook.reconnect_min", "off", cuttlefish},
      {"rabbitmq_hook.exchange_type", "headers", cuttlefish},
      {"rabbitmq_hook.queue_mode", "eager", cuttlefish},
@@ -225,6 +228,18 @@ wrong_value(Key, Value, EnvKey) ->
     {error, Error} = emqx_rabbitmq_hook_config:parse(Env),
     ?assertMatch({EnvKey, _}, Error),
     ?assertMatch(<<"invalid value for ", _/binary>>, emqx_rabbitmq_hook_config:format_error(Error)).
+
+%% cuttlefish's duration refuses zero, which the plugin takes (heartbeat 0: no heartbeats;
+%% drain_timeout 0: no wait at stop), as on EMQX 5.
+zero_durations_reach_the_env_test_() ->
+    [{Key ++ " = " ++ Value,
+      fun() ->
+              {ok, Env} = translate([{Key, Value}]),
+              ?assertEqual(0, proplists:get_value(EnvKey, Env)),
+              ?assertMatch({ok, #{EnvKey := 0}}, emqx_rabbitmq_hook_config:parse(Env))
+      end}
+     || {Key, EnvKey} <- [{"rabbitmq_hook.heartbeat", heartbeat}, {"rabbitmq_hook.drain_timeout", drain_timeout_ms}],
+        Value <- ["0", "0ms", "0s", "0m", "0h", "0d"]].
 
 %% As on EMQX 5, where leaving queues out gives the default: a conf file whose queue lines are
 %% all commented out declares the plugin's default queue, and only queues = off declares none.
