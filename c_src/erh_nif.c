@@ -549,9 +549,12 @@ static ERL_NIF_TERM enqueue(ErlNifEnv *env, const erh_atoms *atoms, erh_instance
     } else {
         event->seq = atomic_fetch_add_explicit(&inst->last_seq, 1, memory_order_relaxed) + 1;
         event->boot_id = inst->shared.boot_id;
+        bool payload_omitted = event->payload_omitted;
         if (erh_queue_push(&publisher->queue, event) == ERH_OK) {
             event = NULL;
             erh_stats_add(&inst->stats, ERH_C_QUEUED, 1);
+            if (payload_omitted)
+                erh_stats_add(&inst->stats, ERH_C_PAYLOADS_OMITTED, 1);
         } else {
             result = refuse(env, atoms, inst, atoms->overloaded);
         }
@@ -607,8 +610,6 @@ static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
         erh_stats_add(&inst->stats, ERH_C_FILTERED, 1);
         return atoms->ok;
     }
-    if (proto.payload_omitted)
-        erh_stats_add(&inst->stats, ERH_C_PAYLOADS_OMITTED, 1);
     unsigned index = pick_publisher(inst, proto.field[ERH_F_CLIENTID]);
     erh_publisher *publisher = &inst->publishers[index];
     /* Refused before the copy: under overload a refusal costs less than an accepted event, and

@@ -14,7 +14,7 @@
 -type path() :: [binary()].
 -type kind() :: string | strings | integer | boolean | optional_string | {duration, ms | s}
               | bytesize | queues | events | routing_keys.
--type error() :: {path(), {bad_value, kind(), term()}}.
+-type error() :: {path(), {bad_value, kind(), term()} | unknown}.
 
 -define(EVENTS, [client_connected, client_disconnected, message_publish]).
 
@@ -77,10 +77,15 @@ fields() ->
 %% API
 %%--------------------------------------------------------------------
 
-%% Config is a map with binary keys; the env comes out in the order of fields/0.
+%% Config is a map with binary keys; the env comes out in the order of fields/0. A setting the
+%% table does not know is refused, as EMQX 4's schema refuses it: a misspelt one would otherwise
+%% leave its default in force without a word.
 -spec to_env(map()) -> {ok, [{atom(), term()}]} | {error, error()}.
 to_env(Config) when is_map(Config) ->
-    to_env(fields(), Config, []).
+    case unknown(Config, []) of
+        [] -> to_env(fields(), Config, []);
+        [Path | _] -> {error, {Path, unknown}}
+    end.
 
 to_env([], _Config, Acc) ->
     {ok, lists:reverse(Acc)};
@@ -105,11 +110,18 @@ setting(Key) ->
         [] -> atom_to_binary(Key, utf8)
     end.
 
-%% One line naming the setting as the operator writes it, e.g. "spool.max_size".
+%% One line naming the setting as the operator writes it, e.g. "spool.max_size". A secret's value
+%% is never shown (an unquoted number is a value HOCON reads as an integer).
 -spec format_error(error()) -> unicode:unicode_binary().
+format_error({Path, unknown}) ->
+    unicode:characters_to_binary(io_lib:format("unknown setting ~ts", [lists:join(".", Path)]));
 format_error({Path, {bad_value, Kind, Value}}) ->
-    unicode:characters_to_binary(io_lib:format("invalid value for ~ts: ~0tp is not ~ts",
-                                               [lists:join(".", Path), Value, expected(Kind)])).
+    Shown = case lists:member(Path, [[<<"password">>], [<<"redis">>, <<"password">>]]) of
+                true -> "the value (not shown)";
+                false -> io_lib:format("~0tp", [Value])
+            end,
+    unicode:characters_to_binary(io_lib:format("invalid value for ~ts: ~ts is not ~ts",
+                                               [lists:join(".", Path), Shown, expected(Kind)])).
 
 %%--------------------------------------------------------------------
 %% Conversions: convert(Kind, Value) -> {ok, EnvValue} | omit | error
@@ -148,8 +160,9 @@ event_fields(Events, Field, Valid) ->
         false -> error
     end.
 
-%% "500ms", "30s", "5m", "1h", "1d", or an integer already in Unit.
-duration(V, _Unit) when is_integer(V), V >= 0 -> {ok, V};
+%% "500ms", "30s", "5m", "1h", "1d", or 0. Any other number needs its unit: a bare 30 would mean
+%% seconds to some readers and milliseconds to others.
+duration(0, _Unit) -> {ok, 0};
 duration(V, Unit) when is_binary(V) ->
     case re:run(V, <<"^\\s*([0-9]+)\\s*(ms|s|m|h|d)\\s*$">>, [{capture, all_but_first, binary}]) of
         {match, [N, U]} ->
@@ -190,8 +203,8 @@ expected(optional_string) -> "a string";
 expected(strings) -> "a list of strings (or one string, comma separated)";
 expected(integer) -> "an integer";
 expected(boolean) -> "true or false";
-expected({duration, s}) -> "a duration such as 30s or 5m, or \"off\"";
-expected({duration, ms}) -> "a duration such as 500ms, 30s or 5m";
+expected({duration, s}) -> "a duration with its unit such as 30s or 5m, or \"off\"";
+expected({duration, ms}) -> "a duration with its unit such as 500ms, 30s or 5m";
 expected(bytesize) -> "a size such as 512KB, 1MB or 1GB";
 expected(queues) -> "a list of {name = \"...\", bindings = [\"...\"]}";
 expected(events) -> "events with enable = true | false";
@@ -200,6 +213,34 @@ expected(routing_keys) -> "events with a routing_key string".
 %%--------------------------------------------------------------------
 %% Helpers
 %%--------------------------------------------------------------------
+
+%% The paths in Config that no setting has, in key order. Sections (tls, spool, ...) are walked;
+%% events and queues have fields of their own.
+unknown(Map, Prefix) when is_map(Map) ->
+    lists:append([unknown_key(Prefix ++ [Key], Value) || {Key, Value} <- lists:sort(maps:to_list(Map))]);
+unknown(_Value, _Prefix) ->
+    [].
+
+unknown_key([<<"events">>] = Path, Events) when is_map(Events) ->
+    Names = [atom_to_binary(E, utf8) || E <- ?EVENTS],
+    lists:append([case lists:member(Name, Names) of
+                      true -> children(Path ++ [Name], Event, [<<"enable">>, <<"routing_key">>]);
+                      false -> [Path ++ [Name]]
+                  end || {Name, Event} <- lists:sort(maps:to_list(Events))]);
+unknown_key([<<"queues">>] = Path, Queues) when is_list(Queues) ->
+    lists:append([children(Path, Queue, [<<"name">>, <<"bindings">>]) || Queue <- Queues]);
+unknown_key(Path, Value) ->
+    Known = [P || {P, _, _} <- fields()],
+    case {lists:member(Path, Known), is_map(Value) andalso lists:any(fun(P) -> lists:prefix(Path, P) end, Known)} of
+        {true, _} -> [];
+        {false, true} -> unknown(Value, Path);
+        {false, false} -> [Path]
+    end.
+
+children(Path, Map, Names) when is_map(Map) ->
+    [Path ++ [Key] || Key <- lists:sort(maps:keys(Map)), not lists:member(Key, Names)];
+children(_Path, _Value, _Names) ->
+    [].
 
 %% A path of binary keys, as EMQX and the hocon library give them.
 lookup([], Value) ->

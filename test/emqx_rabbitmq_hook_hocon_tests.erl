@@ -19,7 +19,7 @@ translated() ->
      {#{<<"heartbeat">> => <<"2m">>}, [{heartbeat, 120}]},
      {#{<<"heartbeat">> => <<"1500ms">>}, [{heartbeat, 2}]},
      {#{<<"heartbeat">> => <<"off">>}, [{heartbeat, 0}]},
-     {#{<<"heartbeat">> => 15}, [{heartbeat, 15}]},
+     {#{<<"heartbeat">> => 0}, [{heartbeat, 0}]},
      {#{<<"connect_timeout">> => <<" 5s ">>}, [{connect_timeout_ms, 5000}]},
      {#{<<"reconnect_min">> => <<"500ms">>, <<"reconnect_max">> => <<"1h">>},
       [{reconnect_min_ms, 500}, {reconnect_max_ms, 3600000}]},
@@ -61,8 +61,7 @@ translated() ->
                          <<"db">> => 3, <<"key_prefix">> => <<"p:">>}},
       [{redis_server, <<"r:6379">>}, {redis_username, <<>>}, {redis_password, <<"x">>}, {redis_db, 3},
        {redis_key_prefix, <<"p:">>}]},
-     %% Settings the table does not know are left alone.
-     {#{<<"unknown">> => 1}, []}].
+     {#{<<"events">> => #{<<"client_connected">> => #{}}}, [{events, [client_connected, client_disconnected, message_publish]}, {routing_keys, #{}}]}].
 
 translated_test_() ->
     [?_assertEqual({Config, {ok, Env}}, {Config, ?M:to_env(Config)}) || {Config, Env} <- translated()].
@@ -75,6 +74,8 @@ rejected() ->
      {#{<<"heartbeat">> => <<"30x">>}, [<<"heartbeat">>]},
      {#{<<"heartbeat">> => <<"1h30m">>}, [<<"heartbeat">>]},
      {#{<<"heartbeat">> => -1}, [<<"heartbeat">>]},
+     {#{<<"heartbeat">> => 15}, [<<"heartbeat">>]},
+     {#{<<"drain_timeout">> => 5}, [<<"drain_timeout">>]},
      {#{<<"reconnect_min">> => <<"off">>}, [<<"reconnect_min">>]},
      {#{<<"tls">> => #{<<"enable">> => <<"yes">>}}, [<<"tls">>, <<"enable">>]},
      {#{<<"queues">> => [#{<<"bindings">> => [<<"#">>]}]}, [<<"queues">>]},
@@ -91,6 +92,28 @@ rejected() ->
 rejected_test_() ->
     [?_assertMatch({Config, {error, {Path, {bad_value, _, _}}}}, {Config, ?M:to_env(Config)})
      || {Config, Path} <- rejected()].
+
+%% A setting no row has, at any depth, is refused and named as written: a misspelt one would leave
+%% its default in force.
+unknown_settings_are_refused_by_their_path_test_() ->
+    Unknown = [{#{<<"unknown">> => 1}, <<"unknown">>},
+               {#{<<"presence">> => #{<<"enabel">> => true}}, <<"presence.enabel">>},
+               {#{<<"spool">> => #{<<"dir">> => <<"d">>, <<"max_sise">> => <<"1GB">>}}, <<"spool.max_sise">>},
+               {#{<<"events">> => #{<<"client_conected">> => #{<<"enable">> => false}}}, <<"events.client_conected">>},
+               {#{<<"events">> => #{<<"message_publish">> => #{<<"routingkey">> => <<"m">>}}},
+                <<"events.message_publish.routingkey">>},
+               {#{<<"queues">> => [#{<<"name">> => <<"q">>, <<"binding">> => [<<"a">>]}]}, <<"queues.binding">>},
+               {#{<<"tls">> => #{<<"enable">> => true, <<"verfy">> => false}}, <<"tls.verfy">>}],
+    [?_assertEqual({Config, <<"unknown setting ", Name/binary>>},
+                   {Config, begin {error, E} = ?M:to_env(Config), ?M:format_error(E) end})
+     || {Config, Name} <- Unknown].
+
+%% A password HOCON read as a number (written unquoted) is refused without its value.
+secrets_are_not_shown_when_refused_test_() ->
+    [?_assertEqual(<<"invalid value for ", Name/binary, ": the value (not shown) is not a string">>,
+                   begin {error, E} = ?M:to_env(Config), ?M:format_error(E) end)
+     || {Config, Name} <- [{#{<<"password">> => 12345678}, <<"password">>},
+                           {#{<<"redis">> => #{<<"password">> => 12345678}}, <<"redis.password">>}]].
 
 error_line_names_the_setting_as_written_test() ->
     {error, Error} = ?M:to_env(#{<<"spool">> => #{<<"max_size">> => <<"lots">>}}),

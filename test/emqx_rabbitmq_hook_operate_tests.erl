@@ -251,7 +251,7 @@ config_change_from_emqx5_is_checked_then_applied(Ctx = #{rabbit := Rabbit, queue
     %% plugin is left as it is.
     {Result, Lines} = erh_test_logs:capture(
                         fun() -> emqx_rabbitmq_hook_app:on_config_changed(#{}, Changed#{<<"heartbeat">> => <<"soon">>}) end),
-    Why = <<"invalid value for heartbeat: <<\"soon\">> is not a duration such as 30s or 5m, or \"off\"">>,
+    Why = <<"invalid value for heartbeat: <<\"soon\">> is not a duration with its unit such as 30s or 5m, or \"off\"">>,
     ?assertEqual({error, Why}, Result),
     ?assertMatch([_], [L || L <- Lines, binary:match(L, [<<"refused a configuration change">>]) =/= nomatch,
                             binary:match(L, Why) =/= nomatch]),
