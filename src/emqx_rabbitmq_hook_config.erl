@@ -10,7 +10,7 @@
 %% enumerations are compared against the known names.
 -module(emqx_rabbitmq_hook_config).
 
--export([parse/1, format_error/1, format_error/2, defaults/0, redact/1, max_value/1]).
+-export([parse/1, format_error/1, format_error/2, defaults/0, redact/1, max_value/1, is_secret/1]).
 
 -export_type([config/0, error/0, reason/0]).
 
@@ -165,6 +165,11 @@ format_error({Key, Reason}, Name) when is_atom(Key) ->
     line("invalid value for ~ts: ~ts", [Name(Key), reason(Reason)]);
 format_error(Other, _Name) ->
     line("invalid configuration: ~0tP", [Other, 20]).
+
+%% Is the key's value a secret, never to be shown?
+-spec is_secret(atom()) -> boolean().
+is_secret(Key) ->
+    ?IS_SECRET(Key).
 
 %% The same config map, or error, with every secret's value replaced: for what goes into logs and
 %% crash reports (an error's reason holds the value it rejects).

@@ -116,9 +116,9 @@ setting(Key) ->
 format_error({Path, unknown}) ->
     unicode:characters_to_binary(io_lib:format("unknown setting ~ts", [lists:join(".", Path)]));
 format_error({Path, {bad_value, Kind, Value}}) ->
-    Shown = case lists:member(Path, [[<<"password">>], [<<"redis">>, <<"password">>]]) of
-                true -> "the value (not shown)";
-                false -> io_lib:format("~0tp", [Value])
+    Shown = case [Key || {P, Key, _} <- fields(), P =:= Path, emqx_rabbitmq_hook_config:is_secret(Key)] of
+                [] -> io_lib:format("~0tp", [Value]);
+                _ -> "the value (not shown)"
             end,
     unicode:characters_to_binary(io_lib:format("invalid value for ~ts: ~ts is not ~ts",
                                                [lists:join(".", Path), Shown, expected(Kind)])).
