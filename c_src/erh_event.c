@@ -83,6 +83,14 @@ size_t erh_event_list_free(erh_event *head)
     return n;
 }
 
+unsigned erh_event_publisher_of(erh_bytes clientid, unsigned publishers)
+{
+    uint32_t hash = 2166136261u;
+    for (size_t i = 0; i < clientid.len; i++)
+        hash = (hash ^ (unsigned char)clientid.data[i]) * 16777619u;
+    return hash % publishers;
+}
+
 const char *erh_event_name(erh_event_type type)
 {
     switch (type) {

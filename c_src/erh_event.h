@@ -77,6 +77,10 @@ erh_status erh_event_pack(const erh_event *event, erh_buf *out);
 /* The event packed in data[0..len), as a new event; ERH_ERR_BADARG when the bytes are not one. */
 erh_status erh_event_unpack(const char *data, size_t len, erh_event **out);
 
+/* Which of publishers carries a client's events: always the same one for the same count, so that
+ * a client's events leave in order (FNV-1a of the client id). */
+unsigned erh_event_publisher_of(erh_bytes clientid, unsigned publishers);
+
 /* The event name used in the AMQP "type" property and default routing key, e.g. "client.connected". */
 const char *erh_event_name(erh_event_type type);
 /* The JSON "action", e.g. "client_connected". */

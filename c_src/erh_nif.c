@@ -49,6 +49,7 @@
 #include "erh_nif_terms.h"
 #include "erh_presence.h"
 #include "erh_publisher.h"
+#include "erh_spool_regroup.h"
 #include "erh_stats.h"
 
 typedef struct erh_priv {
@@ -154,6 +155,30 @@ static uint64_t make_boot_id(void)
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     return (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+}
+
+/* Before the publishers lock their spool folders: the events spooled under another count of
+ * publishers, or in prev's spool folder, move to the folders that fit inst's configuration
+ * (erh_spool_regroup.h). The owner is told what moved, to log it. */
+static erh_status regroup_spool(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, const erh_instance *prev,
+                                char *errstr, size_t errstr_len)
+{
+    if (inst->config.spool_max_bytes == 0)
+        return ERH_OK;
+    erh_spool_options options = erh_publisher_spool_options(&inst->config);
+    erh_regroup_result moved;
+    int64_t started_ms = erh_monotonic_ms();
+    erh_status st = erh_spool_regroup(inst->config.spool_dir, prev ? prev->config.spool_dir : NULL,
+                                      inst->config.publishers, &options, &moved, errstr, errstr_len);
+    erh_stats_add(&inst->stats, ERH_C_SPOOL_CORRUPT, moved.cut);
+    if (st == ERH_OK && moved.folders > 0) {
+        ERL_NIF_TERM info[] = {atoms->regrouped, enif_make_uint64(env, moved.events),
+                               enif_make_uint(env, moved.folders), enif_make_uint64(env, moved.cut),
+                               enif_make_int64(env, erh_monotonic_ms() - started_ms)};
+        ERL_NIF_TERM report = enif_make_tuple_from_array(env, info, sizeof info / sizeof *info);
+        enif_send(env, &inst->shared.owner, NULL, enif_make_tuple3(env, atoms->nif_tag, atoms->spool, report));
+    }
+    return st;
 }
 
 /* Make and start the publishers. On error *bad_key names the setting to blame and errstr why. */
@@ -273,7 +298,10 @@ static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     bool continues = claim_boot(prev, &inst->config);
     init_shared(env, atoms, inst, continues ? prev->shared.boot_id : make_boot_id());
     char errstr[256] = "";
-    st = start_publishers(inst, atoms, &bad_key, errstr, sizeof errstr);
+    bad_key = atoms->spool_dir;
+    st = regroup_spool(env, atoms, inst, prev, errstr, sizeof errstr);
+    if (st == ERH_OK)
+        st = start_publishers(inst, atoms, &bad_key, errstr, sizeof errstr);
     if (st == ERH_OK) {
         st = start_presence(env, atoms, inst, continues ? prev->presence : NULL);
         bad_key = atoms->presence;
@@ -521,15 +549,6 @@ static int event_type(const erh_atoms *atoms, ERL_NIF_TERM tag)
     return -1;
 }
 
-/* FNV-1a: one client's events always reach the same publisher, so they leave in order. */
-static unsigned pick_publisher(const erh_instance *inst, erh_bytes clientid)
-{
-    uint32_t hash = 2166136261u;
-    for (size_t i = 0; i < clientid.len; i++)
-        hash = (hash ^ (unsigned char)clientid.data[i]) * 16777619u;
-    return hash % inst->n_publishers;
-}
-
 /* An event not taken: counted as dropped, and the caller told why. */
 static ERL_NIF_TERM refuse(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, ERL_NIF_TERM reason)
 {
@@ -610,7 +629,7 @@ static ERL_NIF_TERM nif_submit(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv
         erh_stats_add(&inst->stats, ERH_C_FILTERED, 1);
         return atoms->ok;
     }
-    unsigned index = pick_publisher(inst, proto.field[ERH_F_CLIENTID]);
+    unsigned index = erh_event_publisher_of(proto.field[ERH_F_CLIENTID], inst->n_publishers);
     erh_publisher *publisher = &inst->publishers[index];
     /* Refused before the copy: under overload a refusal costs less than an accepted event, and
      * leaves no gap between the accepted ones in the arena's chunks. */

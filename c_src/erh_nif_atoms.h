@@ -69,6 +69,8 @@
     ATOM(interval, "interval")                                                                           \
     ATOM(never, "never")                                                                                 \
     ATOM(spool_failed, "spool_failed")                                                                   \
+    ATOM(spool, "spool")                                                                                 \
+    ATOM(regrouped, "regrouped")                                                                         \
     ATOM(spool_bytes, "spool_bytes")                                                                     \
     ATOM(spool_events, "spool_events")                                                                   \
     ATOM(tls_enable, "tls_enable")                                                                       \

@@ -116,18 +116,22 @@ static void count_cuts(erh_publisher *p)
     p->spool.cut = 0;
 }
 
-static void open_spool(erh_publisher *p)
+erh_spool_options erh_publisher_spool_options(const erh_config *config)
 {
-    const erh_config *config = p->shared->config;
-    if (!p->spool_open)
-        return;
     uint64_t max_bytes = config->spool_max_bytes / config->publishers;
     uint64_t segment_bytes = max_bytes / SEGMENTS_PER_SPOOL;
     segment_bytes = segment_bytes > SEGMENT_MAX_BYTES   ? SEGMENT_MAX_BYTES
                     : segment_bytes < SEGMENT_MIN_BYTES ? SEGMENT_MIN_BYTES
                                                         : segment_bytes;
-    erh_spool_options options = {.max_bytes = max_bytes, .segment_bytes = segment_bytes,
-                                 .sync = config->spool_sync, .sync_interval_ms = config->spool_sync_interval_ms};
+    return (erh_spool_options){.max_bytes = max_bytes, .segment_bytes = segment_bytes, .sync = config->spool_sync,
+                               .sync_interval_ms = config->spool_sync_interval_ms};
+}
+
+static void open_spool(erh_publisher *p)
+{
+    if (!p->spool_open)
+        return;
+    erh_spool_options options = erh_publisher_spool_options(p->shared->config);
     erh_status st = erh_spool_open(&p->spool, &options);
     count_cuts(p);
     if (st != ERH_OK) {

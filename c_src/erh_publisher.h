@@ -94,6 +94,8 @@ typedef struct erh_publisher {
 } erh_publisher;
 
 erh_status erh_publisher_init(erh_publisher *publisher, erh_shared *shared, unsigned index, size_t capacity);
+/* The options of each publisher's spool: its share of spool_max_bytes, cut in segments. */
+erh_spool_options erh_publisher_spool_options(const erh_config *config);
 /* Create and lock this publisher's spool folder (cheap: the thread reads the segments). On error
  * errstr says why, e.g. that another instance uses the folder. */
 erh_status erh_publisher_lock_spool(erh_publisher *publisher, char *errstr, size_t errstr_len);

@@ -20,9 +20,15 @@
 #define SEGMENT_SUFFIX ".seg"
 #define ID_DIGITS 20
 
-/* ---- CRC-32C (Castagnoli), table-driven ---- */
+/* Little-endian, whatever the machine. */
+static uint32_t get32(const unsigned char *at)
+{
+    return (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
+}
 
-static uint32_t crc_table[256];
+/* ---- CRC-32C (Castagnoli), slicing by 8: eight bytes per step through eight tables ---- */
+
+static uint32_t crc_table[8][256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
 static void crc_init(void)
@@ -31,8 +37,11 @@ static void crc_init(void)
         uint32_t crc = i;
         for (int bit = 0; bit < 8; bit++)
             crc = crc & 1 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
-        crc_table[i] = crc;
+        crc_table[0][i] = crc;
     }
+    for (int k = 1; k < 8; k++)
+        for (uint32_t i = 0; i < 256; i++)
+            crc_table[k][i] = (crc_table[k - 1][i] >> 8) ^ crc_table[0][crc_table[k - 1][i] & 0xFF];
 }
 
 static uint32_t crc32c(const void *data, size_t len)
@@ -40,8 +49,14 @@ static uint32_t crc32c(const void *data, size_t len)
     pthread_once(&crc_once, crc_init);
     const unsigned char *at = data;
     uint32_t crc = 0xFFFFFFFFu;
+    for (; len >= 8; at += 8, len -= 8) {
+        uint32_t low = crc ^ get32(at), high = get32(at + 4);
+        crc = crc_table[7][low & 0xFF] ^ crc_table[6][(low >> 8) & 0xFF] ^ crc_table[5][(low >> 16) & 0xFF] ^
+              crc_table[4][low >> 24] ^ crc_table[3][high & 0xFF] ^ crc_table[2][(high >> 8) & 0xFF] ^
+              crc_table[1][(high >> 16) & 0xFF] ^ crc_table[0][high >> 24];
+    }
     while (len--)
-        crc = crc_table[(crc ^ *at++) & 0xFF] ^ (crc >> 8);
+        crc = crc_table[0][(crc ^ *at++) & 0xFF] ^ (crc >> 8);
     return crc ^ 0xFFFFFFFFu;
 }
 
@@ -49,11 +64,6 @@ static void put32(unsigned char *at, uint32_t value)
 {
     for (int i = 0; i < 4; i++)
         at[i] = (unsigned char)(value >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *at)
-{
-    return (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
 }
 
 /* ---- errors and paths ---- */
@@ -130,23 +140,26 @@ static bool pwrite_all(int fd, const void *buf, size_t len, uint64_t offset)
 
 /* ---- lock ---- */
 
-/* mkdir -p */
-static erh_status make_dirs(erh_spool *spool)
+erh_status erh_spool_make_dirs(const char *dir, char *errstr, size_t errstr_len)
 {
     char path[PATH_MAX];
-    if (snprintf(path, sizeof path, "%s", spool->dir) >= (int)sizeof path)
-        return fail(spool, ERH_ERR_TOO_LONG, "spool path too long: %s", spool->dir);
-    for (char *at = path + 1; *at; at++) {
-        if (*at != '/')
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path) {
+        snprintf(errstr, errstr_len, "spool path too long: %s", dir);
+        return ERH_ERR_TOO_LONG;
+    }
+    for (char *at = path + (path[0] == '/');; at++) {
+        bool last = *at == '\0';
+        if (*at != '/' && !last)
             continue;
         *at = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST)
-            return fail_errno(spool, "cannot create", path);
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            snprintf(errstr, errstr_len, "cannot create %s: %s", path, strerror(errno));
+            return ERH_ERR_SYSTEM;
+        }
+        if (last)
+            return ERH_OK;
         *at = '/';
     }
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return fail_errno(spool, "cannot create", path);
-    return ERH_OK;
 }
 
 erh_status erh_spool_lock(erh_spool *spool, const char *dir)
@@ -156,7 +169,7 @@ erh_status erh_spool_lock(erh_spool *spool, const char *dir)
     if (!spool->dir)
         return fail(spool, ERH_ERR_NOMEM, "out of memory");
     char path[PATH_MAX];
-    erh_status st = make_dirs(spool);
+    erh_status st = erh_spool_make_dirs(dir, spool->errstr, sizeof spool->errstr);
     if (st == ERH_OK)
         st = path_of(spool, "LOCK", path);
     if (st != ERH_OK)
@@ -236,18 +249,22 @@ static erh_status sync_last(erh_spool *spool)
 }
 
 /* A file created or renamed is on disk only once its folder is synced too. */
+static erh_status sync_folder(const char *dir, char *errstr, size_t errstr_len)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool ok = fd >= 0 && fsync(fd) == 0;
+    if (!ok)
+        snprintf(errstr, errstr_len, "cannot sync %s: %s", dir, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return ok ? ERH_OK : ERH_ERR_SYSTEM;
+}
+
 static erh_status sync_dir(erh_spool *spool)
 {
     if (spool->options.sync == ERH_SPOOL_SYNC_NEVER)
         return ERH_OK;
-    int fd = open(spool->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return fail_errno(spool, "cannot open", spool->dir);
-    bool ok = fsync(fd) == 0;
-    int error = errno;
-    close(fd);
-    errno = error;
-    return ok ? ERH_OK : fail_errno(spool, "cannot sync", spool->dir);
+    return sync_folder(spool->dir, spool->errstr, sizeof spool->errstr);
 }
 
 static erh_status new_segment(erh_spool *spool)
@@ -569,26 +586,48 @@ uint64_t erh_spool_pending(const erh_spool *spool)
 
 /* ---- close ---- */
 
-static erh_status write_head(erh_spool *spool, erh_spool_pos head)
+erh_status erh_spool_write_file(const char *dir, const char *name, const char *text, bool sync, char *errstr,
+                                size_t errstr_len)
 {
     char path[PATH_MAX], tmp[PATH_MAX];
-    erh_status st = path_of(spool, "HEAD", path);
-    if (st == ERH_OK)
-        st = path_of(spool, "HEAD.tmp", tmp);
-    if (st != ERH_OK)
-        return st;
-    FILE *file = fopen(tmp, "we");
-    if (!file)
-        return fail_errno(spool, "cannot create", tmp);
-    bool ok = fprintf(file, "%" PRIu64 " %" PRIu64 "\n", head.segment, head.offset) > 0 && fflush(file) == 0 &&
-              (spool->options.sync == ERH_SPOOL_SYNC_NEVER || fdatasync(fileno(file)) == 0);
-    ok = fclose(file) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        st = fail_errno(spool, "cannot write", path);
-        unlink(tmp);
-        return st;
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path ||
+        snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        snprintf(errstr, errstr_len, "spool path too long: %s", dir);
+        return ERH_ERR_TOO_LONG;
     }
-    return sync_dir(spool);
+    FILE *file = fopen(tmp, "we");
+    bool ok = file && fputs(text, file) >= 0 && fflush(file) == 0 && (!sync || fdatasync(fileno(file)) == 0);
+    ok = (!file || fclose(file) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        snprintf(errstr, errstr_len, "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+        return ERH_ERR_SYSTEM;
+    }
+    return sync ? sync_folder(dir, errstr, errstr_len) : ERH_OK;
+}
+
+static erh_status write_head(erh_spool *spool, erh_spool_pos head)
+{
+    char text[2 * ID_DIGITS + 3];
+    snprintf(text, sizeof text, "%" PRIu64 " %" PRIu64 "\n", head.segment, head.offset);
+    return erh_spool_write_file(spool->dir, "HEAD", text, spool->options.sync != ERH_SPOOL_SYNC_NEVER, spool->errstr,
+                                sizeof spool->errstr);
+}
+
+/* Free what the spool holds and forget it, keeping errstr for the caller. */
+static void discard(erh_spool *spool)
+{
+    for (size_t i = 0; i < spool->count; i++)
+        close(spool->segments[i].fd);
+    if (spool->lock_fd >= 0)
+        close(spool->lock_fd);
+    free(spool->segments);
+    free(spool->dir);
+    erh_buf_free(&spool->record);
+    char errstr[sizeof spool->errstr];
+    memcpy(errstr, spool->errstr, sizeof errstr);
+    *spool = (erh_spool){.lock_fd = -1};
+    memcpy(spool->errstr, errstr, sizeof errstr);
 }
 
 erh_status erh_spool_close(erh_spool *spool, const erh_spool_pos *head)
@@ -603,16 +642,67 @@ erh_status erh_spool_close(erh_spool *spool, const erh_spool_pos *head)
         erh_status synced = sync_last(spool);
         st = st == ERH_OK ? synced : st;
     }
-    for (size_t i = 0; i < spool->count; i++)
-        close(spool->segments[i].fd);
-    if (spool->lock_fd >= 0)
-        close(spool->lock_fd);
-    free(spool->segments);
-    free(spool->dir);
-    erh_buf_free(&spool->record);
-    char errstr[sizeof spool->errstr];
-    memcpy(errstr, spool->errstr, sizeof errstr);
-    *spool = (erh_spool){.lock_fd = -1};
-    memcpy(spool->errstr, errstr, sizeof errstr); /* why the close failed, for the caller */
+    discard(spool); /* errstr says why the close failed */
     return st;
+}
+
+/* ---- moving and removing a whole spool ---- */
+
+erh_status erh_spool_move(erh_spool *spool, const char *dir)
+{
+    char *moved = strdup(dir);
+    if (!moved)
+        return fail(spool, ERH_ERR_NOMEM, "out of memory");
+    if (rename(spool->dir, dir) != 0) {
+        erh_status st = fail(spool, ERH_ERR_SYSTEM, "cannot move %s to %s: %s", spool->dir, dir, strerror(errno));
+        free(moved);
+        return st;
+    }
+    free(spool->dir);
+    spool->dir = moved;
+    return ERH_OK;
+}
+
+/* The files a spool makes: its segments, HEAD (and HEAD.tmp while it is written) and LOCK. */
+static bool spool_file(const char *name)
+{
+    return segment_id(name) || !strcmp(name, "HEAD") || !strcmp(name, "HEAD.tmp") || !strcmp(name, "LOCK");
+}
+
+erh_status erh_spool_remove(erh_spool *spool)
+{
+    DIR *dir = opendir(spool->dir);
+    erh_status st = dir ? ERH_OK : fail_errno(spool, "cannot list", spool->dir);
+    for (struct dirent *entry; st == ERH_OK && (entry = readdir(dir));) {
+        char path[PATH_MAX];
+        if (!spool_file(entry->d_name))
+            continue;
+        st = path_of(spool, entry->d_name, path);
+        if (st == ERH_OK && unlink(path) != 0)
+            st = fail_errno(spool, "cannot delete", path);
+    }
+    if (dir)
+        closedir(dir);
+    if (st == ERH_OK && rmdir(spool->dir) != 0)
+        st = fail_errno(spool, "cannot delete", spool->dir);
+    discard(spool);
+    return st;
+}
+
+bool erh_spool_holds_segments(const char *dir)
+{
+    DIR *listing = opendir(dir);
+    if (!listing)
+        return false;
+    bool found = false;
+    for (struct dirent *entry; !found && (entry = readdir(listing));)
+        found = segment_id(entry->d_name) != 0;
+    closedir(listing);
+    return found;
+}
+
+erh_status erh_spool_flush(erh_spool *spool)
+{
+    erh_status st = sync_last(spool);
+    return st == ERH_OK ? sync_dir(spool) : st;
 }

@@ -60,6 +60,14 @@ typedef struct erh_spool {
     char errstr[256];
 } erh_spool;
 
+/* mkdir -p dir; on error errstr says why. */
+erh_status erh_spool_make_dirs(const char *dir, char *errstr, size_t errstr_len);
+
+/* Replace dir/name with text through a temporary file and a rename, so a crash leaves the old
+ * content or the new; with sync, the file and the folder are synced. On error errstr says why. */
+erh_status erh_spool_write_file(const char *dir, const char *name, const char *text, bool sync, char *errstr,
+                                size_t errstr_len);
+
 /* Create dir (and its parents) and lock it. Cheap: no segment is read. Safe to call on a zeroed
  * spool; on error errstr says why (ERH_ERR_CLOSED: another spool holds the lock). */
 erh_status erh_spool_lock(erh_spool *spool, const char *dir);
@@ -91,5 +99,18 @@ uint64_t erh_spool_pending(const erh_spool *spool);
 /* Write HEAD (head, or the cursor when head is NULL: the first record to send at the next open),
  * sync, close the files and drop the lock. Safe on a zeroed or half-opened spool. */
 erh_status erh_spool_close(erh_spool *spool, const erh_spool_pos *head);
+
+/* Move a locked spool's folder to dir (rename(2), so on the same file system), before it opens. */
+erh_status erh_spool_move(erh_spool *spool, const char *dir);
+
+/* Delete a locked spool's files (segments, HEAD, LOCK) and its folder, and close it: for a spool
+ * whose records are all kept elsewhere. */
+erh_status erh_spool_remove(erh_spool *spool);
+
+/* fdatasync the records appended since the last sync, and the folder (unless the policy is never). */
+erh_status erh_spool_flush(erh_spool *spool);
+
+/* Does the folder hold a segment file? false when it cannot be listed. No lock needed. */
+bool erh_spool_holds_segments(const char *dir);
 
 #endif

@@ -126,6 +126,12 @@ revert(Old, OldConfig, Error, State) ->
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
+handle_info({emqx_rabbitmq_hook_nif, spool, {regrouped, Events, Folders, Cut, Ms}}, State = #{config := Config}) ->
+    ?LOG_NOTICE("emqx_rabbitmq_hook moved ~b spooled event(s) from ~b folder(s) to the spool folders of its ~b "
+                "publisher(s) in ~b ms, each client's in order~ts",
+                [Events, Folders, maps:get(publishers, Config), Ms,
+                 [io_lib:format("; ~b torn or corrupt record(s) cut", [Cut]) || Cut > 0]]),
+    {noreply, State};
 handle_info({emqx_rabbitmq_hook_nif, presence, Info}, State) ->
     {noreply, report_presence(Info, State)};
 handle_info({emqx_rabbitmq_hook_nif, Index, Info}, State) ->
@@ -137,12 +143,13 @@ terminate(_Reason, #{handle := Handle, config := #{drain_timeout_ms := DrainMs}}
     persistent_term:erase(?KEY),
     drain(Handle, DrainMs).
 
-%% Hook calls find the draining instance closed. When the new configuration spools where the old one
-%% did (same folder, same publishers), what is not confirmed after a short drain goes to that spool
-%% and the new instance sends it first, under the same message ids: the gap is a moment, not
-%% drain_timeout (RabbitMQ slow or away). Otherwise the old instance drains as on a stop.
-switch_drain_ms(#{spool_max_bytes := Old, spool_dir := Dir, publishers := N, drain_timeout_ms := DrainMs},
-                #{spool_max_bytes := New, spool_dir := Dir, publishers := N}) when Old > 0, New > 0 ->
+%% Hook calls find the draining instance closed. When both configurations spool, what is not
+%% confirmed after a short drain goes to the old spool, and the new instance takes it over (in other
+%% folders or for other publishers, it moves it first: erh_spool_regroup.h) and sends it first, under
+%% the same message ids: the gap is a moment, not drain_timeout (RabbitMQ slow or away). Otherwise
+%% the old instance drains as on a stop.
+switch_drain_ms(#{spool_max_bytes := Old, drain_timeout_ms := DrainMs}, #{spool_max_bytes := New})
+  when Old > 0, New > 0 ->
     min(DrainMs, ?SWITCH_DRAIN_MS);
 switch_drain_ms(#{drain_timeout_ms := DrainMs}, _) ->
     DrainMs.
@@ -237,18 +244,13 @@ throttle(Key, State = #{logged := Logged}, Format, Args) ->
             State#{logged := Logged#{Key => Now}}
     end.
 
-%% Each publisher reads spool_dir/<index>: folders of publishers beyond the configured count hold
-%% events nobody will send. Say so, with where they are.
-warn_unused_spools(#{spool_dir := Dir, publishers := Publishers, spool_max_bytes := Max}) when Max > 0 ->
-    Unused = [Sub || Sub <- filelib:wildcard(binary_to_list(Dir) ++ "/*"),
-                     case string:to_integer(filename:basename(Sub)) of
-                         {Index, ""} -> Index >= Publishers;
-                         _ -> false
-                     end,
+%% With the spool on, the start moves every spooled event where its publisher reads it. With it off,
+%% what earlier starts spooled stays on disk, unsent: say where.
+warn_unused_spools(#{spool_dir := Dir, spool_max_bytes := 0}) ->
+    Unused = [Sub || Pattern <- ["/*", "/regroup/*"], Sub <- filelib:wildcard(binary_to_list(Dir) ++ Pattern),
                      filelib:wildcard(filename:join(Sub, "*.seg")) =/= []],
-    [?LOG_WARNING("emqx_rabbitmq_hook: spool folder ~ts holds events but only ~b publisher(s) are "
-                  "configured, so it is not read; raise publishers or move its files to send them",
-                  [Sub, Publishers]) || Sub <- Unused],
+    [?LOG_WARNING("emqx_rabbitmq_hook: spool folder ~ts holds events, but the spool is off "
+                  "(spool_max_bytes = 0): they are sent once it is on again", [Sub]) || Sub <- Unused],
     ok;
 warn_unused_spools(_Config) ->
     ok.

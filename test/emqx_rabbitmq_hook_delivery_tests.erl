@@ -23,7 +23,7 @@ tests() ->
      fun the_second_server_takes_over_when_the_first_is_down/1,
      fun a_silent_broker_is_noticed_by_heartbeats/1,
      fun unroutable_messages_are_kept_in_the_unroutable_queue/1,
-     fun spool_folders_no_publisher_reads_are_named_at_start/1,
+     fun events_spooled_for_another_count_of_publishers_are_sent_in_client_order/1,
      fun hook_calls_cost_the_same_with_rabbitmq_down/1,
      fun hook_calls_take_no_page_fault_while_the_buffer_grows/1,
      fun a_full_buffer_holds_the_memory_of_its_events_only/1,
@@ -277,37 +277,49 @@ unroutable_messages_are_kept_in_the_unroutable_queue(Ctx = #{rabbit := Rabbit, q
     ?assertEqual(#{<<"stray">> => [1, 2]}, by_client(Kept)),
     ?assertEqual([<<Unroutable/binary>>, <<Unroutable/binary>>], [K || #{routing_key := K} <- Kept]).
 
-spool_folders_no_publisher_reads_are_named_at_start(Ctx = #{rabbit := Rabbit, spool := Spool}) ->
+%% Events spooled by 4 publishers wait in 4 folders. With the spool off they stay there, named; with
+%% 2 publishers they move to the folders of the 2, and each client's arrive once, in order.
+events_spooled_for_another_count_of_publishers_are_sent_in_client_order(Ctx = #{rabbit := Rabbit, spool := Spool}) ->
     ok = erh_test_rabbit:pause(Rabbit),
-    start(Ctx, [{publishers, 2}]),
-    [publish(C, 1, 20, 20, 0) || C <- clients(10)],
+    start(Ctx, [{publishers, 4}]),
+    Clients = clients(10),
+    [publish(C, 1, 20, 20, 0) || C <- Clients],
     wait_until(fun() -> maps:get(spool_events, stats()) =:= 200 end, 20000),
     erh_test_rabbit:stop_plugin(),
-    ok = logger:add_handler(?MODULE, ?MODULE, #{config => self(), level => warning}),
+    Segments = fun(Folders) -> filelib:wildcard(Spool ++ "/{" ++ Folders ++ "}/*.seg") end,
+    ?assertNotEqual([], Segments("2,3")),
+    ok = logger:add_handler(?MODULE, ?MODULE, #{config => self(), level => info}),
     try
-        start(Ctx, [{publishers, 1}]),
-        Unread = filename:join(Spool, "1"),
-        ?assert(lists:any(fun(Line) -> string:find(Line, Unread ++ " holds events") =/= nomatch end,
-                          warnings(2000)))
+        start(Ctx, [{publishers, 2}, {spool_max_bytes, 0}]),
+        ?assert(lists:any(fun(Line) -> string:find(Line, Spool ++ "/3 holds events, but the spool is off") =/= nomatch end,
+                          logged(1000))),
+        erh_test_rabbit:stop_plugin(),
+        ok = erh_test_rabbit:resume(Rabbit),
+        start(Ctx, [{publishers, 2}]),
+        ?assert(lists:any(fun(Line) -> string:find(Line, "moved 200 spooled event(s) from 4 folder(s)") =/= nomatch end,
+                          logged(1000)))
     after
-        logger:remove_handler(?MODULE),
-        ok = erh_test_rabbit:resume(Rabbit)
-    end.
+        logger:remove_handler(?MODULE)
+    end,
+    ?assertEqual([], Segments("2,3")),
+    wait_until(fun() -> erh_test_rabbit:queue_length(Rabbit, maps:get(queue, Ctx)) >= 200 end, 30000),
+    {Unique, Duplicates} = dedupe(drain_queue(Ctx)),
+    ?assertEqual({200, 0}, {length(Unique), Duplicates}),
+    ?assertEqual(maps:from_list([{C, lists:seq(1, 20)} || C <- Clients]), by_client(Unique)),
+    ?assertMatch(#{replayed := 200, spool_events := 0}, stats()).
 
-log(#{level := warning, msg := Msg}, #{config := Pid}) ->
+log(#{msg := Msg}, #{config := Pid}) ->
     Text = case Msg of
                {string, String} -> String;
                {report, Report} -> io_lib:format("~0tp", [Report]);
                {Format, Args} -> io_lib:format(Format, Args)
            end,
-    Pid ! {warning, lists:flatten(Text)},
-    ok;
-log(_Event, _Config) ->
+    Pid ! {logged, lists:flatten(Text)},
     ok.
 
-%% The warnings logged within Ms.
-warnings(Ms) ->
-    receive {warning, Line} -> [Line | warnings(Ms)]
+%% The lines logged (at the handler's level or above) within Ms.
+logged(Ms) ->
+    receive {logged, Line} -> [Line | logged(Ms)]
     after Ms -> []
     end.
 
@@ -403,7 +415,7 @@ a_memory_alarm_blocks_publishing_and_events_wait_in_the_spool(Ctx = #{rabbit := 
         ?assertEqual(0, Dropped),
         ?assert(Spooled > 0),
         ?assert(Ms < ?DRAIN_MS + ?STOP_MARGIN_MS),
-        ?assert(lists:any(fun(Line) -> string:find(Line, "blocks publishing") =/= nomatch end, warnings(0)))
+        ?assert(lists:any(fun(Line) -> string:find(Line, "blocks publishing") =/= nomatch end, logged(0)))
     after
         logger:remove_handler(?MODULE),
         memory_alarm(Rabbit, off)

@@ -25,6 +25,7 @@ tests() ->
      fun a_config_change_that_cannot_start_leaves_the_plugin_running_as_it_was/1,
      fun hook_calls_during_a_switch_are_counted_and_logged_once/1,
      fun a_switch_that_keeps_the_spool_drains_only_a_moment/1,
+     fun a_switch_to_other_publishers_and_another_spool_dir_takes_the_spooled_events_along/1,
      fun hook_calls_while_the_server_restarts_are_counted/1,
      fun a_stopped_instance_is_continued_once_and_only_under_the_same_node/1].
 
@@ -71,8 +72,11 @@ connect_clients(N, At) ->
     Clients.
 
 publish(Payload) ->
+    publish(<<"dev-rc">>, Payload).
+
+publish(ClientId, Payload) ->
     {ok, _} = emqx_rabbitmq_hook:on_message_publish(
-                {message, crypto:strong_rand_bytes(16), 1, <<"dev-rc">>, #{retain => false}, #{username => <<"u">>},
+                {message, crypto:strong_rand_bytes(16), 1, ClientId, #{retain => false}, #{username => <<"u">>},
                  <<"rc/t">>, Payload, erlang:system_time(millisecond)}, []).
 
 %% {Boot, Seq} of each of the next N messages of the queue, from message_id = node-boot-seq.
@@ -232,6 +236,30 @@ a_switch_that_keeps_the_spool_drains_only_a_moment(Ctx) ->
     %% The new publishers open the spool on their own threads.
     ?assert(erh_test_rabbit:wait_for(fun() -> maps:get(spool_events, stats()) =:= 100 end, 5000, 20)),
     ?assertMatch(#{running := true}, stats()).
+
+%% Other publishers and another spool folder: the drain is as short, as the new instance moves what
+%% the old one spooled into its own folders (each client's events to its new publisher, in order)
+%% and sends it once RabbitMQ is there.
+a_switch_to_other_publishers_and_another_spool_dir_takes_the_spooled_events_along(
+  Ctx = #{rabbit := Rabbit, queue := Q, spool := Spool}) ->
+    Closed = ["127.0.0.1:" ++ integer_to_list(erh_test_rabbit:free_port())],
+    start(Ctx, [{presence, false}, {servers, Closed}, {publishers, 3}, {drain_timeout_ms, 5000}]),
+    Clients = [<<"sw-", (integer_to_binary(I))/binary>> || I <- lists:seq(1, 8)],
+    [publish(C, integer_to_binary(N)) || N <- lists:seq(1, 25), C <- Clients],
+    Moved = Spool ++ "-moved",
+    {Micros, ok} = timer:tc(fun() ->
+                                    emqx_rabbitmq_hook_app:reconfigure(
+                                      env(Ctx, [{presence, false}, {publishers, 2}, {spool_dir, Moved}]))
+                            end),
+    ?assert(Micros < 2000000),
+    ?assertEqual([], filelib:wildcard(Spool ++ "/*/*.seg")),
+    ?assert(erh_test_rabbit:wait_for(fun() -> erh_test_rabbit:queue_length(Rabbit, Q) >= 200 end, 30000, 50)),
+    Messages = erh_test_rabbit:fetch_json(Rabbit, Q, 200),
+    ByClient = lists:foldr(fun(#{json := #{<<"from_client_id">> := C, <<"payload">> := P}}, Acc) ->
+                                   maps:update_with(C, fun(L) -> [P | L] end, [P], Acc)
+                           end, #{}, Messages),
+    ?assertEqual(maps:from_list([{C, [integer_to_binary(N) || N <- lists:seq(1, 25)]} || C <- Clients]), ByClient),
+    ?assertEqual(0, erh_test_rabbit:queue_length(Rabbit, Q)).
 
 hook_calls_while_the_server_restarts_are_counted(Ctx) ->
     start(Ctx, [{presence, false}]),

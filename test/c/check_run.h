@@ -8,4 +8,9 @@
 
 int check_run(const char *name, void (*add_tests)(TCase *tc));
 
+/* A new empty folder /tmp/<prefix>XXXXXX, its path written to dir (64 bytes), for a test's files. */
+void check_make_dir(char dir[64], const char *prefix);
+/* Remove it and all it holds. */
+void check_remove_dir(const char *dir);
+
 #endif

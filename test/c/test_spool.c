@@ -30,15 +30,12 @@ static const erh_spool_options options = {.max_bytes = 1 << 20, .segment_bytes =
 
 static void make_dir(void)
 {
-    strcpy(dir, "/tmp/erh_spool_test_XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(dir));
+    check_make_dir(dir, "erh_spool_test_");
 }
 
 static void remove_dir(void)
 {
-    char command[128];
-    snprintf(command, sizeof command, "rm -rf '%s'", dir);
-    ck_assert_int_eq(system(command), 0);
+    check_remove_dir(dir);
 }
 
 static erh_event event_numbered(uint64_t seq, erh_bytes payload)
@@ -276,6 +273,47 @@ START_TEST(a_torn_tail_is_cut_and_counted)
 }
 END_TEST
 
+/* CRC-32C by its definition, one bit at a time: what every spool ever written carries. */
+static uint32_t crc32c_bitwise(const unsigned char *data, size_t len)
+{
+    uint32_t crc = 0xFFFFFFFFu;
+    while (len--) {
+        crc ^= *data++;
+        for (int bit = 0; bit < 8; bit++)
+            crc = crc & 1 ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
+    }
+    return ~crc;
+}
+
+static uint32_t little_endian32(const unsigned char *at)
+{
+    return (uint32_t)at[0] | (uint32_t)at[1] << 8 | (uint32_t)at[2] << 16 | (uint32_t)at[3] << 24;
+}
+
+/* The records' format stays readable across versions: each record's checksum is CRC-32C. */
+START_TEST(every_record_carries_the_crc32c_of_its_payload)
+{
+    char path[256];
+    off_t size = closed_spool_of_three(path);
+    unsigned char *file = malloc((size_t)size);
+    ck_assert_ptr_nonnull(file);
+    FILE *segment = fopen(path, "rb");
+    ck_assert_ptr_nonnull(segment);
+    ck_assert_uint_eq(fread(file, 1, (size_t)size, segment), (size_t)size);
+    fclose(segment);
+    ck_assert_uint_eq(crc32c_bitwise((const unsigned char *)"123456789", 9), 0xE3069283u);
+    int records = 0;
+    for (off_t at = 8; at < size; records++) {
+        uint32_t len = little_endian32(file + at);
+        ck_assert_uint_eq(little_endian32(file + at + 4), crc32c_bitwise(file + at + 8, len));
+        at += 8 + (off_t)len;
+    }
+    ck_assert_int_eq(records, 3);
+    free(file);
+    remove_dir();
+}
+END_TEST
+
 START_TEST(a_corrupt_record_cuts_the_rest_of_its_segment)
 {
     char path[256];
@@ -387,6 +425,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, events_come_back_in_order_and_released_segments_are_deleted);
     tcase_add_test(tc, reopen_starts_at_head_and_keeps_unconfirmed_records);
     tcase_add_test(tc, a_torn_tail_is_cut_and_counted);
+    tcase_add_test(tc, every_record_carries_the_crc32c_of_its_payload);
     tcase_add_test(tc, a_corrupt_record_cuts_the_rest_of_its_segment);
     tcase_add_test(tc, the_byte_bound_refuses_appends_and_changes_nothing);
     tcase_add_test(tc, taken_records_are_not_read_again_but_stay_until_released);

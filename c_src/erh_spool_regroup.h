@@ -1,0 +1,39 @@
+/* Spool folders made to fit a new configuration, before the publishers open them.
+ *
+ * Publisher i reads <dir>/<i>, and a client's events go to publisher erh_event_publisher_of(client,
+ * publishers). After `publishers` changes, events spooled under the old count wait in folders whose
+ * publisher now carries other clients, or in folders no publisher reads; after spool_dir changes,
+ * in a folder nobody reads. A regroup moves each of them, in order, to the end of the folder of the
+ * publisher that carries its client now: none is stranded, and a client's events still leave in
+ * order, the spooled ones before the new ones.
+ *
+ * <dir>/PUBLISHERS names the count the folders were written for. When it differs, or a folder past
+ * the count holds segments, every folder that holds segments first moves to <dir>/regroup/<n>
+ * (a rename: nothing is copied yet). Then each moved folder, and each folder of the previous
+ * spool_dir where it is, is read, its events appended to their new folders, and, once those are
+ * synced, deleted. A crash meanwhile leaves regroup/ for the next start to finish; the events copied
+ * from the folder being read are then sent twice, under the same message ids. */
+#ifndef ERH_SPOOL_REGROUP_H
+#define ERH_SPOOL_REGROUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "erh_spool.h"
+
+typedef struct erh_regroup_result {
+    uint64_t events;  /* events moved */
+    unsigned folders; /* folders read, then deleted */
+    uint64_t cut;     /* torn or corrupt records cut while reading them */
+} erh_regroup_result;
+
+/* Regroup dir's folders for publishers, and take in previous_dir's (NULL, a folder that does not
+ * exist, or dir itself: none). options are the publishers' (erh_publisher_spool_options); a regrouped
+ * spool may pass options->max_bytes, as events on disk are never thrown away: it then takes no more
+ * until it drains. Runs before any publisher locks its folder. On error errstr says why, and the
+ * events stay on disk for the next start. */
+erh_status erh_spool_regroup(const char *dir, const char *previous_dir, unsigned publishers,
+                             const erh_spool_options *options, erh_regroup_result *result, char *errstr,
+                             size_t errstr_len);
+
+#endif
