@@ -23,6 +23,8 @@
                 | empty_list
                 | {bad_server, term()}
                 | {bad_queue, term()}
+                | {reserved_queue | reserved_exchange, term()}
+                | {type_of, binary(), binary()}
                 | {not_one_of, term(), [atom()]}
                 | {bad_topic_filter, term()}
                 | {not_a_map, term()}
@@ -47,6 +49,9 @@
 -define(REDIS_PORT, 6379).
 %% AMQP short strings (exchange, queue, vhost, binding and routing keys) hold at most 255 bytes.
 -define(SHORTSTR, 255).
+%% RabbitMQ's own exchanges that the plugin may publish to, with their types.
+-define(AMQ_EXCHANGES, [{<<"amq.topic">>, <<"topic">>}, {<<"amq.direct">>, <<"direct">>},
+                        {<<"amq.fanout">>, <<"fanout">>}]).
 %% Keys whose values are never shown: not in error lines, crash reports or sys:get_status/1.
 -define(IS_SECRET(Key), (Key =:= password orelse Key =:= redis_password)).
 %% The longest value format_error shows, in characters, before cutting it with "...".
@@ -64,8 +69,10 @@ specs() ->
      {username, "guest", {text, 0, infinity}},
      {password, "guest", secret},
      {vhost, "/", {text, 1, ?SHORTSTR}},
-     {exchange, "mqtt.events", {text, 1, ?SHORTSTR}},
-     {exchange_type, topic, {one_of, [topic, direct, fanout], binary}},
+     %% RabbitMQ reserves names starting with amq.: of its own exchanges, those of the types the
+     %% plugin publishes to can be named (declaring one as it is changes nothing); no such queue.
+     {exchange, "mqtt.events", exchange},
+     {exchange_type, topic, exchange_type},
      {queues, [{"mqtt.events", ["#"]}], queues},
      {queue_type, classic, {one_of, [classic, quorum], binary}},
      %% Classic queues only: RabbitMQ 3.10-3.11 keep a queue's messages in memory unless it is lazy,
@@ -90,7 +97,7 @@ specs() ->
      {connect_timeout_ms, 5000, {int, 100, 600000}},
      {drain_timeout_ms, 5000, {int, 0, 3600000}},
      %% Returned (unroutable) messages go on to this durable queue; "" drops them, counted.
-     {unroutable_queue, "mqtt.events.unroutable", {text, 0, ?SHORTSTR}},
+     {unroutable_queue, "mqtt.events.unroutable", queue_name},
      %% Relative to the working directory: EMQX runs in its install folder, beside data/.
      {spool_dir, "data/emqx_rabbitmq_hook/spool", {text, 1, 4000}},
      {spool_max_bytes, 1 bsl 30, {int, 0, 1 bsl 50}},
@@ -258,6 +265,26 @@ check(servers, V, _) ->
          end);
 check(queues, V, _) ->
     each(V, fun queue/1);
+check(queue_name, V, _) ->
+    with(text(V, 0, ?SHORTSTR), fun not_reserved/1);
+check(exchange, V, _) ->
+    with(text(V, 1, ?SHORTSTR),
+         fun(<<"amq.", _/binary>> = Name) ->
+                 case lists:keymember(Name, 1, ?AMQ_EXCHANGES) of
+                     true -> {ok, Name};
+                     false -> {error, {reserved_exchange, V}}
+                 end;
+            (Name) ->
+                 {ok, Name}
+         end);
+check(exchange_type, V, #{exchange := Exchange}) ->
+    with(check({one_of, [topic, direct, fanout], binary}, V, #{}),
+         fun(Type) ->
+                 case lists:keyfind(Exchange, 1, ?AMQ_EXCHANGES) of
+                     {Exchange, Own} when Own =/= Type -> {error, {type_of, Exchange, Own}};
+                     _ -> {ok, Type}
+                 end
+         end);
 check(topic_filters, V, _) ->
     each(V, fun topic_filter/1);
 check(routing_keys, V, _) ->
@@ -423,10 +450,16 @@ strip_newline(Bin) ->
     end.
 
 queue({Name, Keys}) ->
-    with(text(Name, 1, ?SHORTSTR),
+    with(with(text(Name, 1, ?SHORTSTR), fun not_reserved/1),
          fun(N) -> with(each(Keys, fun(K) -> text(K, 0, ?SHORTSTR) end), fun(Ks) -> {ok, {N, Ks}} end) end);
 queue(V) ->
     {error, {bad_queue, V}}.
+
+%% RabbitMQ refuses to declare a queue whose name starts with amq. (access_refused).
+not_reserved(<<"amq.", _/binary>> = Name) ->
+    {error, {reserved_queue, Name}};
+not_reserved(Name) ->
+    {ok, Name}.
 
 %% MQTT topic filter (MQTT 3.1.1 §4.7): '#' only as the whole last level, '+' only as a whole level.
 topic_filter(V) ->
@@ -521,6 +554,13 @@ reason({not_a_list, V}) -> [show(V), " is not a list"];
 reason(empty_list) -> "the list is empty";
 reason({bad_server, V}) -> [show(V), " is not host:port with a port 1..65535 (IPv6: [addr]:port)"];
 reason({bad_queue, V}) -> [show(V), " is not {QueueName, [BindingKey]}"];
+reason({reserved_queue, V}) ->
+    [show(V), " starts with amq., which RabbitMQ reserves: it refuses to declare such a queue"];
+reason({reserved_exchange, V}) ->
+    [show(V), " starts with amq., which RabbitMQ reserves: of its own exchanges, amq.topic, amq.direct or "
+     "amq.fanout may be named"];
+reason({type_of, Exchange, Type}) ->
+    ["the exchange ", Exchange, " is RabbitMQ's own, of type ", Type, ": it must be ", Type];
 reason({not_one_of, V, Names}) ->
     [show(V), " is not one of ", lists:join(", ", [atom_to_list(N) || N <- Names])];
 reason({bad_topic_filter, V}) ->

@@ -181,6 +181,21 @@ accepted_forms_normalize_test_() ->
       ?_assertMatch({ok, #{Key := Normalized}}, ?M:parse([{Key, Given}]))}
      || {Key, Given, Normalized} <- accepted()].
 
+%% RabbitMQ's own exchanges can be named with their own type; names of queues cannot start with amq.
+rabbitmq_own_exchanges_go_with_their_type_test() ->
+    [?assertMatch({ok, #{exchange := Name, exchange_type := Type}},
+                  ?M:parse([{exchange, Name}, {exchange_type, binary_to_atom(Type)}]))
+     || {Name, Type} <- [{<<"amq.topic">>, <<"topic">>}, {<<"amq.direct">>, <<"direct">>},
+                         {<<"amq.fanout">>, <<"fanout">>}]],
+    ?assertEqual({error, {exchange_type, {type_of, <<"amq.direct">>, <<"direct">>}}},
+                 ?M:parse([{exchange, "amq.direct"}])),
+    ?assertEqual(<<"invalid value for exchange_type: the exchange amq.direct is RabbitMQ's own, of type direct: "
+                   "it must be direct">>,
+                 ?M:format_error({exchange_type, {type_of, <<"amq.direct">>, <<"direct">>}})),
+    ?assertMatch({error, {queues, {reserved_queue, <<"amq.q">>}}}, ?M:parse([{queues, [{"amq.q", ["#"]}]}])),
+    ?assertMatch({ok, #{queues := [{<<"Amq.q">>, _}], unroutable_queue := <<"amqp.dead">>}},
+                 ?M:parse([{queues, [{"Amq.q", ["#"]}]}, {unroutable_queue, "amqp.dead"}])).
+
 reconnect_max_may_equal_min_test() ->
     ?assertMatch({ok, #{reconnect_min_ms := 2000, reconnect_max_ms := 2000}},
                  ?M:parse([{reconnect_min_ms, 2000}, {reconnect_max_ms, 2000}])).
@@ -218,6 +233,8 @@ rejected() ->
      {exchange, lists:duplicate(256, $x)},
      {exchange, "a\0b"},
      {exchange, ["ex"]},
+     {exchange, "amq.events"},
+     {exchange, "amq.headers"},
      {exchange_type, headers},
      {exchange_type, "Topic"},
      {exchange_type, 1},
@@ -229,6 +246,7 @@ rejected() ->
      {queues, ["q"]},
      {queues, [{"q", ["#"]} | tail]},
      {queues, [{lists:duplicate(256, $q), []}]},
+     {queues, [{"ok", ["#"]}, {"amq.gen-1", ["#"]}]},
      {queue_type, stream},
      {queue_type, "quorums"},
      {queue_mode, eager},
@@ -268,6 +286,7 @@ rejected() ->
      {confirm_window, 65536},
      {unroutable_queue, lists:duplicate(256, $u)},
      {unroutable_queue, dead},
+     {unroutable_queue, "amq.unroutable"},
      {spool_dir, ""},
      {spool_dir, "a\0b"},
      {spool_max_bytes, -1},
@@ -394,6 +413,8 @@ every_reason_renders_test_() ->
                secret_not_text, secret_nul_byte, {not_boolean, 1}, {unreadable, <<"/x">>, enoent},
                {not_pem, <<"/x">>, certificate}, {not_pem, <<"/x">>, private_key}, {encrypted_key, <<"/x">>},
                {needs, tls_certfile}, external_needs_certificate, {empty_file, <<"/x">>},
+               {reserved_queue, <<"amq.q">>}, {reserved_exchange, "amq.x"},
+               {type_of, <<"amq.topic">>, <<"topic">>},
                {nul_in_file, <<"/x">>},
                badarg, enomem, {weird, make_ref(), self()}],
     [?_test(begin

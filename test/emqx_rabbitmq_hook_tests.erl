@@ -38,6 +38,7 @@ tests() ->
      fun invalid_config_refuses_to_start_naming_the_key/1,
      fun classic_queues_are_lazy_and_of_version_2_unless_told_otherwise/1,
      fun quorum_queues_get_only_their_type/1,
+     fun rabbitmqs_own_amq_topic_exchange_takes_the_events/1,
      fun messages_survive_a_rabbitmq_restart/1].
 
 run(Test, Rabbit) ->
@@ -379,6 +380,13 @@ quorum_queues_get_only_their_type(Ctx0 = #{rabbit := Rabbit, queue := Q}) ->
     Ctx = start(Ctx0, [{queue_type, quorum}, {unroutable_queue, ""}]),
     one_event_through(Ctx),
     ?assertEqual(#{<<"x-queue-type">> => <<"quorum">>}, erh_test_rabbit:queue_arguments(Rabbit, Q)).
+
+%% amq.topic exists already, durable: declared again as it is, it changes nothing and takes events.
+rabbitmqs_own_amq_topic_exchange_takes_the_events(Ctx0) ->
+    Ctx = start(Ctx0#{exchange := <<"amq.topic">>}),
+    one_event_through(Ctx),
+    assert_empty(Ctx),
+    ?assertMatch(#{returned := 0, connect_failures := 0}, emqx_rabbitmq_hook:stats()).
 
 messages_survive_a_rabbitmq_restart(Ctx0 = #{rabbit := Rabbit}) ->
     Ctx = start(Ctx0),
