@@ -72,6 +72,7 @@ typedef struct erh_instance {
     atomic_bool stop_begun;
     atomic_bool stopped;   /* every thread joined: the boot may be continued */
     atomic_bool continued; /* a later instance continues this boot */
+    char *spool_moved_to;  /* where a later start moved this instance's spooled events, or NULL */
 } erh_instance;
 
 void erh_atoms_make(ErlNifEnv *env, erh_atoms *atoms)
@@ -145,6 +146,7 @@ static void instance_dtor(ErlNifEnv *env, void *obj)
     erh_arena_destroy(&inst->arena); /* after the publishers: they held the last events */
     erh_presence_destroy(inst->presence);
     erh_config_free(&inst->config);
+    free(inst->spool_moved_to);
 }
 
 static uint64_t make_boot_id(void)
@@ -158,27 +160,38 @@ static uint64_t make_boot_id(void)
 }
 
 /* Before the publishers lock their spool folders: the events spooled under another count of
- * publishers, or in prev's spool folder, move to the folders that fit inst's configuration
- * (erh_spool_regroup.h). The owner is told what moved, to log it. */
-static erh_status regroup_spool(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, const erh_instance *prev,
-                                char *errstr, size_t errstr_len)
+ * publishers, or by prev (in its spool folder, or where a failed start moved them from it), move to
+ * the folders that fit inst's configuration (erh_spool_regroup.h). prev remembers where they went,
+ * so that if inst cannot start (or its regroup fails half way), prev's configuration, started again
+ * with prev, takes them back. */
+static erh_status regroup_spool(erh_instance *inst, erh_instance *prev, erh_regroup_result *moved, char *errstr,
+                                size_t errstr_len)
 {
+    *moved = (erh_regroup_result){0};
     if (inst->config.spool_max_bytes == 0)
         return ERH_OK;
     erh_spool_options options = erh_publisher_spool_options(&inst->config);
-    erh_regroup_result moved;
-    int64_t started_ms = erh_monotonic_ms();
-    erh_status st = erh_spool_regroup(inst->config.spool_dir, prev ? prev->config.spool_dir : NULL,
-                                      inst->config.publishers, &options, &moved, errstr, errstr_len);
-    erh_stats_add(&inst->stats, ERH_C_SPOOL_CORRUPT, moved.cut);
-    if (st == ERH_OK && moved.folders > 0) {
-        ERL_NIF_TERM info[] = {atoms->regrouped, enif_make_uint64(env, moved.events),
-                               enif_make_uint(env, moved.folders), enif_make_uint64(env, moved.cut),
-                               enif_make_int64(env, erh_monotonic_ms() - started_ms)};
-        ERL_NIF_TERM report = enif_make_tuple_from_array(env, info, sizeof info / sizeof *info);
-        enif_send(env, &inst->shared.owner, NULL, enif_make_tuple3(env, atoms->nif_tag, atoms->spool, report));
+    const char *previous = !prev ? NULL : prev->spool_moved_to ? prev->spool_moved_to : prev->config.spool_dir;
+    erh_status st = erh_spool_regroup(inst->config.spool_dir, previous, inst->config.publishers, &options, moved,
+                                      errstr, errstr_len);
+    erh_stats_add(&inst->stats, ERH_C_SPOOL_CORRUPT, moved->cut);
+    if (prev) { /* even after a failure: some may have moved already */
+        free(prev->spool_moved_to);
+        prev->spool_moved_to = strdup(inst->config.spool_dir); /* NULL: back to its own folder */
     }
     return st;
+}
+
+/* The owner logs what a regroup moved. */
+static void report_regroup(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, const erh_regroup_result *moved,
+                           int64_t ms)
+{
+    if (moved->folders == 0)
+        return;
+    ERL_NIF_TERM info[] = {atoms->regrouped, enif_make_uint64(env, moved->events), enif_make_uint(env, moved->folders),
+                           enif_make_uint64(env, moved->cut), enif_make_int64(env, ms)};
+    ERL_NIF_TERM report = enif_make_tuple_from_array(env, info, sizeof info / sizeof *info);
+    enif_send(env, &inst->shared.owner, NULL, enif_make_tuple3(env, atoms->nif_tag, atoms->spool, report));
 }
 
 /* Make and start the publishers. On error *bad_key names the setting to blame and errstr why. */
@@ -299,7 +312,10 @@ static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     init_shared(env, atoms, inst, continues ? prev->shared.boot_id : make_boot_id());
     char errstr[256] = "";
     bad_key = atoms->spool_dir;
-    st = regroup_spool(env, atoms, inst, prev, errstr, sizeof errstr);
+    erh_regroup_result moved;
+    int64_t regroup_started_ms = erh_monotonic_ms();
+    st = regroup_spool(inst, prev, &moved, errstr, sizeof errstr);
+    int64_t regroup_ms = erh_monotonic_ms() - regroup_started_ms;
     if (st == ERH_OK)
         st = start_publishers(inst, atoms, &bad_key, errstr, sizeof errstr);
     if (st == ERH_OK) {
@@ -317,6 +333,8 @@ static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
         reason = erh_text_term(env, errstr);
     ERL_NIF_TERM result = st == ERH_OK ? enif_make_tuple2(env, atoms->ok, enif_make_resource(env, inst))
                                        : error_tuple(env, atoms, enif_make_tuple2(env, bad_key, reason));
+    if (st == ERH_OK)
+        report_regroup(env, atoms, inst, &moved, regroup_ms);
     enif_release_resource(inst); /* the handle term holds the only reference; the destructor joins */
     return result;
 }

@@ -248,8 +248,7 @@ static erh_status sync_last(erh_spool *spool)
     return ERH_OK;
 }
 
-/* A file created or renamed is on disk only once its folder is synced too. */
-static erh_status sync_folder(const char *dir, char *errstr, size_t errstr_len)
+erh_status erh_spool_sync_folder(const char *dir, char *errstr, size_t errstr_len)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     bool ok = fd >= 0 && fsync(fd) == 0;
@@ -264,7 +263,7 @@ static erh_status sync_dir(erh_spool *spool)
 {
     if (spool->options.sync == ERH_SPOOL_SYNC_NEVER)
         return ERH_OK;
-    return sync_folder(spool->dir, spool->errstr, sizeof spool->errstr);
+    return erh_spool_sync_folder(spool->dir, spool->errstr, sizeof spool->errstr);
 }
 
 static erh_status new_segment(erh_spool *spool)
@@ -603,7 +602,7 @@ erh_status erh_spool_write_file(const char *dir, const char *name, const char *t
         unlink(tmp);
         return ERH_ERR_SYSTEM;
     }
-    return sync ? sync_folder(dir, errstr, errstr_len) : ERH_OK;
+    return sync ? erh_spool_sync_folder(dir, errstr, errstr_len) : ERH_OK;
 }
 
 static erh_status write_head(erh_spool *spool, erh_spool_pos head)

@@ -107,6 +107,10 @@ erh_status erh_spool_move(erh_spool *spool, const char *dir);
  * whose records are all kept elsewhere. */
 erh_status erh_spool_remove(erh_spool *spool);
 
+/* fsync the folder dir: a file created or renamed in it is on disk only then. On error errstr says
+ * why. */
+erh_status erh_spool_sync_folder(const char *dir, char *errstr, size_t errstr_len);
+
 /* fdatasync the records appended since the last sync, and the folder (unless the policy is never). */
 erh_status erh_spool_flush(erh_spool *spool);
 

@@ -123,8 +123,7 @@ static erh_status mark(regroup *r, const char *dir)
 {
     char text[16];
     snprintf(text, sizeof text, "%u\n", r->publishers);
-    erh_status st = erh_spool_make_dirs(dir, r->errstr, r->errstr_len);
-    return st == ERH_OK ? erh_spool_write_file(dir, MARKER, text, true, r->errstr, r->errstr_len) : st;
+    return erh_spool_write_file(dir, MARKER, text, true, r->errstr, r->errstr_len);
 }
 
 static bool same_folder(const char *a, const char *b)
@@ -133,34 +132,32 @@ static bool same_folder(const char *a, const char *b)
     return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
 }
 
-/* Move dir's folders in own to staging, numbered after those already there. Each is locked first:
- * a folder another instance uses is not taken from it. */
-static erh_status stage(regroup *r, const char *dir, const folder_list *own, const char *staging,
-                        const folder_list *staged)
+/* A rename moves a folder from one to the other: both are on one file system. */
+static bool same_file_system(const char *a, const char *b)
 {
-    long next = staged->count ? staged->index[staged->count - 1] + 1 : 0;
-    erh_status st = erh_spool_make_dirs(staging, r->errstr, r->errstr_len);
-    for (size_t i = 0; st == ERH_OK && i < own->count; i++) {
-        char from[PATH_MAX], to[PATH_MAX];
-        erh_spool spool = {.lock_fd = -1};
-        st = numbered_path(r, from, dir, own->index[i]);
-        if (st == ERH_OK)
-            st = numbered_path(r, to, staging, next++);
-        if (st == ERH_OK &&
-            ((st = erh_spool_lock(&spool, from)) != ERH_OK || (st = erh_spool_move(&spool, to)) != ERH_OK))
-            spool_failed(r, st, &spool);
-        erh_spool_close(&spool, NULL); /* never opened: writes nothing */
-    }
-    return st;
+    struct stat x, y;
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev;
 }
 
-static erh_status open_targets(regroup *r, const char *dir, const erh_spool_options *options)
+/* The number after every numbered entry of staging, with segments or not: a name no folder has. */
+static erh_status next_number(regroup *r, const char *staging, long *next)
 {
-    /* Unbounded: what was on disk stays there. Synced once per folder read (erh_spool_flush), whatever
-     * spool_sync says, as that folder is deleted next. */
-    erh_spool_options unbounded = *options;
-    unbounded.max_bytes = UINT64_MAX;
-    unbounded.sync = ERH_SPOOL_SYNC_INTERVAL;
+    *next = 0;
+    DIR *listing = opendir(staging);
+    if (!listing)
+        return errno == ENOENT ? ERH_OK : fail(r, ERH_ERR_SYSTEM, "cannot list %s: %s", staging, strerror(errno));
+    for (struct dirent *entry; (entry = readdir(listing));) {
+        long index = folder_index(entry->d_name);
+        if (index >= *next)
+            *next = index + 1;
+    }
+    closedir(listing);
+    return ERH_OK;
+}
+
+/* Lock dir/0..publishers-1, creating them: from here on no other instance writes there. */
+static erh_status lock_targets(regroup *r, const char *dir)
+{
     r->targets = calloc(r->publishers, sizeof *r->targets);
     if (!r->targets)
         return fail(r, ERH_ERR_NOMEM, "out of memory");
@@ -169,13 +166,27 @@ static erh_status open_targets(regroup *r, const char *dir, const erh_spool_opti
         char path[PATH_MAX];
         erh_spool *target = &r->targets[r->n_targets];
         *target = (erh_spool){.lock_fd = -1};
-        st = numbered_path(r, path, dir, r->n_targets);
-        if (st != ERH_OK)
+        if ((st = numbered_path(r, path, dir, r->n_targets)) != ERH_OK)
             break;
         r->n_targets++;
-        if ((st = erh_spool_lock(target, path)) != ERH_OK || (st = erh_spool_open(target, &unbounded)) != ERH_OK)
+        if ((st = erh_spool_lock(target, path)) != ERH_OK)
             spool_failed(r, st, target);
-        r->result->cut += target->cut;
+    }
+    return st;
+}
+
+static erh_status open_targets(regroup *r, const erh_spool_options *options)
+{
+    /* Unbounded: what was on disk stays there. Synced once per folder read (erh_spool_flush), whatever
+     * spool_sync says, as that folder is deleted next. */
+    erh_spool_options unbounded = *options;
+    unbounded.max_bytes = UINT64_MAX;
+    unbounded.sync = ERH_SPOOL_SYNC_INTERVAL;
+    erh_status st = ERH_OK;
+    for (unsigned i = 0; st == ERH_OK && i < r->n_targets; i++) {
+        if ((st = erh_spool_open(&r->targets[i], &unbounded)) != ERH_OK)
+            spool_failed(r, st, &r->targets[i]);
+        r->result->cut += r->targets[i].cut;
     }
     return st;
 }
@@ -188,6 +199,30 @@ static erh_status close_targets(regroup *r, erh_status st)
             st = spool_failed(r, closed, &r->targets[i]);
     }
     free(r->targets);
+    return st;
+}
+
+/* Move the folders of list from dir to staging, numbered from *next on. Each is locked first, so a
+ * folder another instance uses is not taken from it; the targets (dir/0..publishers-1) are locked
+ * already, and locked again once their folder has moved. */
+static erh_status stage(regroup *r, const char *dir, const folder_list *list, bool own, const char *staging, long *next)
+{
+    erh_status st = ERH_OK;
+    for (size_t i = 0; st == ERH_OK && i < list->count; i++) {
+        long index = list->index[i];
+        bool target = own && index < (long)r->n_targets;
+        char from[PATH_MAX], to[PATH_MAX];
+        erh_spool other = {.lock_fd = -1};
+        erh_spool *spool = target ? &r->targets[index] : &other;
+        if ((st = numbered_path(r, from, dir, index)) != ERH_OK ||
+            (st = numbered_path(r, to, staging, (*next)++)) != ERH_OK)
+            break;
+        if ((!target && (st = erh_spool_lock(spool, from)) != ERH_OK) || (st = erh_spool_move(spool, to)) != ERH_OK)
+            spool_failed(r, st, spool);
+        erh_spool_close(spool, NULL); /* never opened: writes nothing */
+        if (target && st == ERH_OK && (st = erh_spool_lock(spool, from)) != ERH_OK)
+            spool_failed(r, st, spool);
+    }
     return st;
 }
 
@@ -255,6 +290,79 @@ static erh_status take_in_all(regroup *r, const char *dir, const folder_list *fo
     return st;
 }
 
+/* Delete what a regroup cut short by a crash may leave in staging: folders without segments. They
+ * hold nothing to send, so a failure here changes nothing. */
+static void clear_staging(regroup *r, const char *staging)
+{
+    long next;
+    if (next_number(r, staging, &next) != ERH_OK)
+        return;
+    for (long index = 0; index < next; index++) {
+        char path[PATH_MAX];
+        erh_spool leftover;
+        if (numbered_path(r, path, staging, index) != ERH_OK || access(path, F_OK) != 0 ||
+            erh_spool_holds_segments(path))
+            continue;
+        if (erh_spool_lock(&leftover, path) == ERH_OK)
+            erh_spool_remove(&leftover);
+        else
+            erh_spool_close(&leftover, NULL);
+    }
+    rmdir(staging);
+}
+
+/* The folders of the previous spool_dir, and those a regroup there left staged. */
+typedef struct previous_folders {
+    char dir[PATH_MAX];
+    char staging[PATH_MAX];
+    folder_list numbered;
+    folder_list staged;
+    bool moved; /* on dir's file system: renamed into dir's staging rather than read in place */
+} previous_folders;
+
+static erh_status list_previous(regroup *r, const char *dir, const char *previous_dir, previous_folders *previous)
+{
+    *previous = (previous_folders){0};
+    if (!previous_dir || same_folder(dir, previous_dir))
+        return ERH_OK;
+    if (snprintf(previous->dir, PATH_MAX, "%s", previous_dir) >= PATH_MAX ||
+        snprintf(previous->staging, PATH_MAX, "%s/" STAGING, previous_dir) >= PATH_MAX)
+        return fail(r, ERH_ERR_TOO_LONG, "spool path too long: %s", previous_dir);
+    previous->moved = same_file_system(dir, previous_dir);
+    erh_status st = list_folders(r, previous->staging, &previous->staged);
+    return st == ERH_OK ? list_folders(r, previous->dir, &previous->numbered) : st;
+}
+
+static void free_previous(previous_folders *previous)
+{
+    free(previous->numbered.index);
+    free(previous->staged.index);
+}
+
+/* A rename or a new folder is on disk once the folder that lists it is synced: before anything is
+ * deleted, sync each folder a regroup changed. */
+static erh_status sync_folders(regroup *r, const char *const *folders, size_t count)
+{
+    erh_status st = ERH_OK;
+    for (size_t i = 0; st == ERH_OK && i < count; i++)
+        if (folders[i])
+            st = erh_spool_sync_folder(folders[i], r->errstr, r->errstr_len);
+    return st;
+}
+
+/* The targets' folders, and dir itself when it is new, are listed on disk before anything is
+ * deleted. */
+static erh_status sync_created(regroup *r, const char *dir)
+{
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        slash[slash == parent] = '\0'; /* "/spool" has the parent "/" */
+    const char *folders[] = {dir, slash ? parent : "."};
+    return sync_folders(r, folders, sizeof folders / sizeof *folders);
+}
+
 erh_status erh_spool_regroup(const char *dir, const char *previous_dir, unsigned publishers,
                              const erh_spool_options *options, erh_regroup_result *result, char *errstr,
                              size_t errstr_len)
@@ -262,41 +370,67 @@ erh_status erh_spool_regroup(const char *dir, const char *previous_dir, unsigned
     *result = (erh_regroup_result){0};
     regroup r = {.publishers = publishers, .result = result, .errstr = errstr, .errstr_len = errstr_len};
     char staging[PATH_MAX];
-    folder_list own = {0}, staged = {0}, previous = {0};
+    folder_list own = {0}, staged = {0};
+    previous_folders previous = {0};
+    long next = 0;
     erh_status st = snprintf(staging, sizeof staging, "%s/" STAGING, dir) < (int)sizeof staging
                         ? ERH_OK
                         : fail(&r, ERH_ERR_TOO_LONG, "spool path too long: %s", dir);
     if (st == ERH_OK)
+        st = lock_targets(&r, dir);
+    if (st == ERH_OK)
         st = list_folders(&r, dir, &own);
     if (st == ERH_OK)
         st = list_folders(&r, staging, &staged);
-    if (st == ERH_OK && previous_dir && !same_folder(dir, previous_dir))
-        st = list_folders(&r, previous_dir, &previous);
+    if (st == ERH_OK)
+        st = next_number(&r, staging, &next);
+    if (st == ERH_OK)
+        st = list_previous(&r, dir, previous_dir, &previous);
     unsigned marked = written_for(dir);
-    /* Folders written for another count move aside, all of them: a regroup that a crash cut short
-     * (staging not empty) left some of its events in the numbered folders. */
-    bool restage = own.count > 0 && (staged.count > 0 || own.index[own.count - 1] >= (long)publishers ||
-                                     (marked != 0 && marked != publishers));
-    if (st == ERH_OK && restage) {
-        st = stage(&r, dir, &own, staging, &staged);
-        free(staged.index);
+    /* Folders written for another count, or for an unknown one, move aside, all of them: a regroup
+     * under the same count leaves each event where it is. A regroup cut short by a crash (staging
+     * not empty) left some of its events in the numbered folders. */
+    bool restage =
+        own.count > 0 && (staged.count > 0 || marked != publishers || own.index[own.count - 1] >= (long)publishers);
+    bool renames = restage || (previous.moved && previous.numbered.count + previous.staged.count > 0);
+    if (st == ERH_OK && renames)
+        st = erh_spool_make_dirs(staging, errstr, errstr_len);
+    if (st == ERH_OK && restage)
+        st = stage(&r, dir, &own, true, staging, &next);
+    if (st == ERH_OK && previous.moved) {
+        st = stage(&r, previous.staging, &previous.staged, false, staging, &next);
         if (st == ERH_OK)
-            st = list_folders(&r, staging, &staged);
+            st = stage(&r, previous.dir, &previous.numbered, false, staging, &next);
     }
-    if (st == ERH_OK && (staged.count > 0 || previous.count > 0)) {
-        st = open_targets(&r, dir, options);
+    if (st == ERH_OK && renames) {
+        bool from_previous = previous.moved && previous.numbered.count + previous.staged.count > 0;
+        const char *changed[] = {staging, dir, from_previous && previous.staged.count ? previous.staging : NULL,
+                                 from_previous && previous.numbered.count ? previous.dir : NULL};
+        st = sync_folders(&r, changed, sizeof changed / sizeof *changed);
+    }
+    if (st == ERH_OK && renames) {
+        free(staged.index);
+        st = list_folders(&r, staging, &staged);
+    }
+    bool in_place = !previous.moved && previous.numbered.count + previous.staged.count > 0;
+    if (st == ERH_OK && (staged.count > 0 || in_place)) {
+        st = open_targets(&r, options);
+        if (st == ERH_OK)
+            st = sync_created(&r, dir);
         if (st == ERH_OK)
             st = take_in_all(&r, staging, &staged);
-        if (st == ERH_OK)
-            st = take_in_all(&r, previous_dir, &previous);
-        st = close_targets(&r, st);
-        if (st == ERH_OK)
-            rmdir(staging); /* folders without segments may stay in it: they hold nothing to send */
+        if (st == ERH_OK && in_place)
+            st = take_in_all(&r, previous.staging, &previous.staged);
+        if (st == ERH_OK && in_place)
+            st = take_in_all(&r, previous.dir, &previous.numbered);
     }
+    if (st == ERH_OK)
+        clear_staging(&r, staging);
     if (st == ERH_OK && marked != publishers)
-        st = mark(&r, dir);
+        st = mark(&r, dir); /* while the targets are locked: no other instance writes under another count */
+    st = close_targets(&r, st);
     free(own.index);
     free(staged.index);
-    free(previous.index);
+    free_previous(&previous);
     return st;
 }

@@ -7,12 +7,14 @@
  * publisher that carries its client now: none is stranded, and a client's events still leave in
  * order, the spooled ones before the new ones.
  *
- * <dir>/PUBLISHERS names the count the folders were written for. When it differs, or a folder past
- * the count holds segments, every folder that holds segments first moves to <dir>/regroup/<n>
- * (a rename: nothing is copied yet). Then each moved folder, and each folder of the previous
- * spool_dir where it is, is read, its events appended to their new folders, and, once those are
- * synced, deleted. A crash meanwhile leaves regroup/ for the next start to finish; the events copied
- * from the folder being read are then sent twice, under the same message ids. */
+ * <dir>/PUBLISHERS names the count the folders were written for. A regroup first locks the folder of
+ * every publisher, so no other instance writes there meanwhile. When the count differs (or is not
+ * known, or a folder past it holds segments), every numbered folder that holds segments moves to
+ * <dir>/regroup/<n>, a rename: nothing is copied yet. The folders of a previous spool_dir move there
+ * too when they are on the same file system, and are read where they are otherwise. Then each
+ * folder is read, its events appended to their new folders and, once those are synced, deleted;
+ * PUBLISHERS is written last. A crash meanwhile leaves regroup/ for the next start to finish; the
+ * events copied from the folder being read are then sent twice, under the same message ids. */
 #ifndef ERH_SPOOL_REGROUP_H
 #define ERH_SPOOL_REGROUP_H
 

@@ -203,8 +203,9 @@ START_TEST(the_same_count_moves_nothing)
 }
 END_TEST
 
-/* Written before PUBLISHERS existed: a folder past the count still says the count went down. */
-START_TEST(an_unmarked_spool_with_a_folder_past_the_count_is_regrouped)
+/* Written before PUBLISHERS existed, for a count nobody knows: regrouped, whether the count went
+ * down or up. */
+START_TEST(an_unmarked_spool_is_regrouped)
 {
     make_dir();
     spool_as_if_written_by(dir, 3);
@@ -212,14 +213,62 @@ START_TEST(an_unmarked_spool_with_a_folder_past_the_count_is_regrouped)
     ck_assert_uint_eq(regroup(NULL, 2).events, CLIENTS * PER_CLIENT);
     ck_assert_uint_eq(check_all(2, false), CLIENTS * PER_CLIENT);
     remove_dir();
+
+    make_dir();
+    spool_as_if_written_by(dir, 2);
+    ck_assert_uint_eq(regroup(NULL, 4).events, CLIENTS * PER_CLIENT);
+    ck_assert_uint_eq(marker(), 4);
+    ck_assert_uint_eq(check_all(4, false), CLIENTS * PER_CLIENT);
+    remove_dir();
 }
 END_TEST
 
-START_TEST(a_previous_spool_dir_is_taken_in_after_what_the_folders_hold)
+/* Another instance runs on the folders: the count it writes them for is not changed under it. */
+START_TEST(the_count_is_not_marked_while_another_instance_holds_a_folder)
+{
+    make_dir();
+    regroup(NULL, 2);
+    char held_path[256];
+    path_in(held_path, sizeof held_path, dir, "1");
+    erh_spool held;
+    ck_assert_int_eq(erh_spool_lock(&held, held_path), ERH_OK);
+    erh_regroup_result result;
+    char errstr[256] = "";
+    ck_assert_int_eq(erh_spool_regroup(dir, NULL, 4, &options, &result, errstr, sizeof errstr), ERH_ERR_BUSY);
+    ck_assert_uint_eq(marker(), 2);
+    ck_assert_int_eq(erh_spool_close(&held, NULL), ERH_OK);
+    remove_dir();
+}
+END_TEST
+
+/* A crash while a taken-in folder was deleted left it without segments in regroup/: the next
+ * regroup numbers past it and clears it. */
+START_TEST(a_folder_left_empty_in_staging_is_cleared)
+{
+    make_dir();
+    char staging[256], leftover[256];
+    path_in(staging, sizeof staging, dir, "regroup");
+    path_in(leftover, sizeof leftover, staging, "0");
+    erh_spool spool;
+    ck_assert_int_eq(erh_spool_lock(&spool, leftover), ERH_OK); /* LOCK only */
+    ck_assert_int_eq(erh_spool_close(&spool, NULL), ERH_OK);
+    spool_as_if_written_by(dir, 3);
+    ck_assert_uint_eq(regroup(NULL, 2).events, CLIENTS * PER_CLIENT);
+    ck_assert(!exists(dir, "regroup"));
+    ck_assert_uint_eq(check_all(2, false), CLIENTS * PER_CLIENT);
+    remove_dir();
+}
+END_TEST
+
+/* previous_base: where the previous spool_dir is made, on dir's file system (moved by renames) or
+ * on another one (read where it is). */
+static void take_in_a_previous_spool_dir(const char *previous_base)
 {
     make_dir();
     char previous[256];
-    path_in(previous, sizeof previous, dir, "old");
+    ck_assert_int_lt(snprintf(previous, sizeof previous, "%s/erh_regroup_previous_XXXXXX", previous_base),
+                     (int)sizeof previous);
+    ck_assert_ptr_nonnull(mkdtemp(previous));
     char current[sizeof dir];
     strcpy(current, dir);
     /* The current folder holds the first 10 events of each client, written for 1 publisher; the
@@ -240,6 +289,51 @@ START_TEST(a_previous_spool_dir_is_taken_in_after_what_the_folders_hold)
     ck_assert_uint_eq(check_all(1, false), CLIENTS * PER_CLIENT);
     /* The same folder given as the previous one is not taken in twice. */
     ck_assert_uint_eq(regroup(current, 1).events, 0);
+    remove_dir();
+    check_remove_dir(previous);
+}
+
+START_TEST(a_previous_spool_dir_is_taken_in_after_what_the_folders_hold)
+{
+    take_in_a_previous_spool_dir(dir);
+}
+END_TEST
+
+/* /dev/shm is a tmpfs on most Linux machines: another file system than /tmp. Where it is not, the
+ * same happens by renames. */
+START_TEST(a_previous_spool_dir_on_another_file_system_is_read_where_it_is)
+{
+    take_in_a_previous_spool_dir(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+}
+END_TEST
+
+/* A switch to another spool_dir fails half way (here a folder held): the previous configuration,
+ * started again with the failed one's folder as previous, takes back what moved. */
+START_TEST(what_a_failed_switch_moved_goes_back)
+{
+    make_dir();
+    char previous[256], held_path[256];
+    path_in(previous, sizeof previous, dir, "a");
+    char current[256];
+    path_in(current, sizeof current, dir, "b");
+    for (unsigned client = 0; client < CLIENTS; client++) {
+        char path[256], index[16];
+        snprintf(index, sizeof index, "%u", publisher_of(client, 2));
+        path_in(path, sizeof path, previous, index);
+        spool_events(path, client, 0, PER_CLIENT);
+    }
+    path_in(held_path, sizeof held_path, previous, "1");
+    erh_spool held;
+    ck_assert_int_eq(erh_spool_lock(&held, held_path), ERH_OK);
+    erh_regroup_result result;
+    char errstr[256] = "";
+    ck_assert_int_eq(erh_spool_regroup(current, previous, 3, &options, &result, errstr, sizeof errstr), ERH_ERR_BUSY);
+    ck_assert_int_eq(erh_spool_close(&held, NULL), ERH_OK);
+    ck_assert_int_eq(erh_spool_regroup(previous, current, 2, &options, &result, errstr, sizeof errstr), ERH_OK);
+    uint64_t next_seq[CLIENTS] = {0}, total = 0;
+    for (unsigned i = 0; i < 2; i++)
+        total += check_folder(previous, i, 2, next_seq, false);
+    ck_assert_uint_eq(total, CLIENTS * PER_CLIENT);
     remove_dir();
 }
 END_TEST
@@ -330,8 +424,12 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, fewer_publishers_take_the_events_of_the_removed_ones_in_client_order);
     tcase_add_test(tc, more_publishers_take_their_clients_events_when_the_marker_says_the_count_changed);
     tcase_add_test(tc, the_same_count_moves_nothing);
-    tcase_add_test(tc, an_unmarked_spool_with_a_folder_past_the_count_is_regrouped);
+    tcase_add_test(tc, an_unmarked_spool_is_regrouped);
+    tcase_add_test(tc, the_count_is_not_marked_while_another_instance_holds_a_folder);
+    tcase_add_test(tc, a_folder_left_empty_in_staging_is_cleared);
     tcase_add_test(tc, a_previous_spool_dir_is_taken_in_after_what_the_folders_hold);
+    tcase_add_test(tc, a_previous_spool_dir_on_another_file_system_is_read_where_it_is);
+    tcase_add_test(tc, what_a_failed_switch_moved_goes_back);
     tcase_add_test(tc, a_regroup_cut_short_is_finished_by_the_next);
     tcase_add_test(tc, a_folder_another_instance_holds_is_not_taken);
     tcase_add_test(tc, the_bound_does_not_refuse_events_already_on_disk);
