@@ -145,13 +145,34 @@ static unsigned marker(void)
     return publishers;
 }
 
-static erh_regroup_result regroup(const char *previous, unsigned publishers)
+static erh_regroup_result regroup_of(const char *current, const char *previous, unsigned publishers)
 {
     erh_regroup_result result;
     char errstr[256] = "";
-    ck_assert_msg(erh_spool_regroup(dir, previous, publishers, &options, &result, errstr, sizeof errstr) == ERH_OK,
+    ck_assert_msg(erh_spool_regroup(current, previous, publishers, &options, &result, errstr, sizeof errstr) == ERH_OK,
                   "regroup: %s", errstr);
     return result;
+}
+
+static erh_regroup_result regroup(const char *previous, unsigned publishers)
+{
+    return regroup_of(dir, previous, publishers);
+}
+
+/* Lock base/name as another instance would. */
+static void hold(erh_spool *held, const char *base, const char *name)
+{
+    char path[256];
+    path_in(path, sizeof path, base, name);
+    ck_assert_int_eq(erh_spool_lock(held, path), ERH_OK);
+}
+
+/* A regroup of current that is not expected to succeed: its status, and errstr why. */
+static erh_status try_regroup(const char *current, const char *previous, unsigned publishers, char errstr[256])
+{
+    erh_regroup_result result;
+    errstr[0] = '\0';
+    return erh_spool_regroup(current, previous, publishers, &options, &result, errstr, 256);
 }
 
 START_TEST(fewer_publishers_take_the_events_of_the_removed_ones_in_client_order)
@@ -228,13 +249,10 @@ START_TEST(the_count_is_not_marked_while_another_instance_holds_a_folder)
 {
     make_dir();
     regroup(NULL, 2);
-    char held_path[256];
-    path_in(held_path, sizeof held_path, dir, "1");
     erh_spool held;
-    ck_assert_int_eq(erh_spool_lock(&held, held_path), ERH_OK);
-    erh_regroup_result result;
-    char errstr[256] = "";
-    ck_assert_int_eq(erh_spool_regroup(dir, NULL, 4, &options, &result, errstr, sizeof errstr), ERH_ERR_BUSY);
+    char errstr[256];
+    hold(&held, dir, "1");
+    ck_assert_int_eq(try_regroup(dir, NULL, 4, errstr), ERH_ERR_BUSY);
     ck_assert_uint_eq(marker(), 2);
     ck_assert_int_eq(erh_spool_close(&held, NULL), ERH_OK);
     remove_dir();
@@ -312,7 +330,7 @@ END_TEST
 START_TEST(what_a_failed_switch_moved_goes_back)
 {
     make_dir();
-    char previous[256], held_path[256];
+    char previous[256];
     path_in(previous, sizeof previous, dir, "a");
     char current[256];
     path_in(current, sizeof current, dir, "b");
@@ -322,14 +340,12 @@ START_TEST(what_a_failed_switch_moved_goes_back)
         path_in(path, sizeof path, previous, index);
         spool_events(path, client, 0, PER_CLIENT);
     }
-    path_in(held_path, sizeof held_path, previous, "1");
     erh_spool held;
-    ck_assert_int_eq(erh_spool_lock(&held, held_path), ERH_OK);
-    erh_regroup_result result;
-    char errstr[256] = "";
-    ck_assert_int_eq(erh_spool_regroup(current, previous, 3, &options, &result, errstr, sizeof errstr), ERH_ERR_BUSY);
+    char errstr[256];
+    hold(&held, previous, "1");
+    ck_assert_int_eq(try_regroup(current, previous, 3, errstr), ERH_ERR_BUSY);
     ck_assert_int_eq(erh_spool_close(&held, NULL), ERH_OK);
-    ck_assert_int_eq(erh_spool_regroup(previous, current, 2, &options, &result, errstr, sizeof errstr), ERH_OK);
+    ck_assert_uint_eq(regroup_of(previous, current, 2).events, CLIENTS * PER_CLIENT);
     uint64_t next_seq[CLIENTS] = {0}, total = 0;
     for (unsigned i = 0; i < 2; i++)
         total += check_folder(previous, i, 2, next_seq, false);
@@ -366,13 +382,10 @@ START_TEST(a_folder_another_instance_holds_is_not_taken)
     make_dir();
     regroup(NULL, 3);
     spool_as_if_written_by(dir, 3);
-    char held_path[256];
-    path_in(held_path, sizeof held_path, dir, "2");
     erh_spool held;
-    ck_assert_int_eq(erh_spool_lock(&held, held_path), ERH_OK);
-    erh_regroup_result result;
-    char errstr[256] = "";
-    ck_assert_int_eq(erh_spool_regroup(dir, NULL, 1, &options, &result, errstr, sizeof errstr), ERH_ERR_BUSY);
+    char errstr[256];
+    hold(&held, dir, "2");
+    ck_assert_int_eq(try_regroup(dir, NULL, 1, errstr), ERH_ERR_BUSY);
     ck_assert_ptr_nonnull(strstr(errstr, "in use"));
     ck_assert(holds_segments(dir, "2"));
     ck_assert_int_eq(erh_spool_close(&held, NULL), ERH_OK);
