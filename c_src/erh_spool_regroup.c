@@ -72,13 +72,20 @@ static int compare_index(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* After a failed opendir: the folder is not there (or a file is where it would be), so it holds
+ * nothing. */
+static bool absent(void)
+{
+    return errno == ENOENT || errno == ENOTDIR;
+}
+
 /* The numbered folders of dir that hold segments; none when dir does not exist. */
 static erh_status list_folders(regroup *r, const char *dir, folder_list *list)
 {
     *list = (folder_list){0};
     DIR *listing = opendir(dir);
     if (!listing)
-        return errno == ENOENT ? ERH_OK : fail(r, ERH_ERR_SYSTEM, "cannot list %s: %s", dir, strerror(errno));
+        return absent() ? ERH_OK : fail(r, ERH_ERR_SYSTEM, "cannot list %s: %s", dir, strerror(errno));
     size_t cap = 0;
     erh_status st = ERH_OK;
     for (struct dirent *entry; st == ERH_OK && (entry = readdir(listing));) {
@@ -145,7 +152,7 @@ static erh_status next_number(regroup *r, const char *staging, long *next)
     *next = 0;
     DIR *listing = opendir(staging);
     if (!listing)
-        return errno == ENOENT ? ERH_OK : fail(r, ERH_ERR_SYSTEM, "cannot list %s: %s", staging, strerror(errno));
+        return absent() ? ERH_OK : fail(r, ERH_ERR_SYSTEM, "cannot list %s: %s", staging, strerror(errno));
     for (struct dirent *entry; (entry = readdir(listing));) {
         long index = folder_index(entry->d_name);
         if (index >= *next)

@@ -253,7 +253,9 @@ a_switch_to_other_publishers_and_another_spool_dir_takes_the_spooled_events_alon
                             end),
     ?assert(Micros < 2000000),
     ?assertEqual([], filelib:wildcard(Spool ++ "/*/*.seg")),
-    ?assert(erh_test_rabbit:wait_for(fun() -> erh_test_rabbit:queue_length(Rabbit, Q) >= 200 end, 30000, 50)),
+    %% Sent from the spool, and confirmed once the spool holds none.
+    ?assert(erh_test_rabbit:wait_for(fun() -> maps:with([replayed, spool_events], stats()) =:=
+                                                  #{replayed => 200, spool_events => 0} end, 30000, 50)),
     Messages = erh_test_rabbit:fetch_json(Rabbit, Q, 200),
     ByClient = lists:foldr(fun(#{json := #{<<"from_client_id">> := C, <<"payload">> := P}}, Acc) ->
                                    maps:update_with(C, fun(L) -> [P | L] end, [P], Acc)
