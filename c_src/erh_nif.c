@@ -161,9 +161,10 @@ static uint64_t make_boot_id(void)
 
 /* Before the publishers lock their spool folders: the events spooled under another count of
  * publishers, or by prev (in its spool folder, or where a failed start moved them from it), move to
- * the folders that fit inst's configuration (erh_spool_regroup.h). prev remembers where they went,
- * so that if inst cannot start (or its regroup fails half way), prev's configuration, started again
- * with prev, takes them back. */
+ * the folders that fit inst's configuration (erh_spool_regroup.h). When some of prev's moved, prev
+ * remembers where: if inst cannot start, prev's configuration, started again with prev, takes them
+ * back. A regroup that fails does not stop the start: what it did not move stays on disk for the
+ * next start to move, and the owner of a start that succeeds is told. */
 static erh_status regroup_spool(erh_instance *inst, erh_instance *prev, erh_regroup_result *moved, char *errstr,
                                 size_t errstr_len)
 {
@@ -175,22 +176,31 @@ static erh_status regroup_spool(erh_instance *inst, erh_instance *prev, erh_regr
     erh_status st = erh_spool_regroup(inst->config.spool_dir, previous, inst->config.publishers, &options, moved,
                                       errstr, errstr_len);
     erh_stats_add(&inst->stats, ERH_C_SPOOL_CORRUPT, moved->cut);
-    if (prev) { /* even after a failure: some may have moved already */
+    if (moved->previous_moved) {
         free(prev->spool_moved_to);
         prev->spool_moved_to = strdup(inst->config.spool_dir); /* NULL: back to its own folder */
     }
     return st;
 }
 
-/* The owner logs what a regroup moved. */
-static void report_regroup(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, const erh_regroup_result *moved,
-                           int64_t ms)
+/* The owner logs what a regroup moved, or why it could not. */
+static void report_regroup(ErlNifEnv *env, const erh_atoms *atoms, erh_instance *inst, erh_status st,
+                           const erh_regroup_result *moved, int64_t ms, const char *errstr)
 {
-    if (moved->folders == 0)
+    ERL_NIF_TERM report;
+    if (st != ERH_OK) {
+        report = enif_make_tuple2(env, atoms->regroup_failed, erh_text_term(env, errstr));
+    } else if (moved->folders > 0) {
+        ERL_NIF_TERM info[] = {atoms->regrouped,
+                               enif_make_uint64(env, moved->events),
+                               enif_make_uint(env, moved->folders),
+                               enif_make_uint(env, inst->config.publishers),
+                               enif_make_uint64(env, moved->cut),
+                               enif_make_int64(env, ms)};
+        report = enif_make_tuple_from_array(env, info, sizeof info / sizeof *info);
+    } else {
         return;
-    ERL_NIF_TERM info[] = {atoms->regrouped, enif_make_uint64(env, moved->events), enif_make_uint(env, moved->folders),
-                           enif_make_uint64(env, moved->cut), enif_make_int64(env, ms)};
-    ERL_NIF_TERM report = enif_make_tuple_from_array(env, info, sizeof info / sizeof *info);
+    }
     enif_send(env, &inst->shared.owner, NULL, enif_make_tuple3(env, atoms->nif_tag, atoms->spool, report));
 }
 
@@ -310,14 +320,13 @@ static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
     }
     bool continues = claim_boot(prev, &inst->config);
     init_shared(env, atoms, inst, continues ? prev->shared.boot_id : make_boot_id());
-    char errstr[256] = "";
-    bad_key = atoms->spool_dir;
     erh_regroup_result moved;
+    char regroup_errstr[256] = "";
     int64_t regroup_started_ms = erh_monotonic_ms();
-    st = regroup_spool(inst, prev, &moved, errstr, sizeof errstr);
+    erh_status regroup_st = regroup_spool(inst, prev, &moved, regroup_errstr, sizeof regroup_errstr);
     int64_t regroup_ms = erh_monotonic_ms() - regroup_started_ms;
-    if (st == ERH_OK)
-        st = start_publishers(inst, atoms, &bad_key, errstr, sizeof errstr);
+    char errstr[256] = "";
+    st = start_publishers(inst, atoms, &bad_key, errstr, sizeof errstr);
     if (st == ERH_OK) {
         st = start_presence(env, atoms, inst, continues ? prev->presence : NULL);
         bad_key = atoms->presence;
@@ -333,8 +342,8 @@ static ERL_NIF_TERM nif_start(ErlNifEnv *env, int argc, const ERL_NIF_TERM argv[
         reason = erh_text_term(env, errstr);
     ERL_NIF_TERM result = st == ERH_OK ? enif_make_tuple2(env, atoms->ok, enif_make_resource(env, inst))
                                        : error_tuple(env, atoms, enif_make_tuple2(env, bad_key, reason));
-    if (st == ERH_OK)
-        report_regroup(env, atoms, inst, &moved, regroup_ms);
+    if (st == ERH_OK) /* else the start's own error says enough, and a revert regroups again */
+        report_regroup(env, atoms, inst, regroup_st, &moved, regroup_ms, regroup_errstr);
     enif_release_resource(inst); /* the handle term holds the only reference; the destructor joins */
     return result;
 }

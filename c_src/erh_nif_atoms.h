@@ -71,6 +71,7 @@
     ATOM(spool_failed, "spool_failed")                                                                   \
     ATOM(spool, "spool")                                                                                 \
     ATOM(regrouped, "regrouped")                                                                         \
+    ATOM(regroup_failed, "regroup_failed")                                                               \
     ATOM(spool_bytes, "spool_bytes")                                                                     \
     ATOM(spool_events, "spool_events")                                                                   \
     ATOM(tls_enable, "tls_enable")                                                                       \

@@ -653,8 +653,10 @@ erh_status erh_spool_move(erh_spool *spool, const char *dir)
     if (!moved)
         return fail(spool, ERH_ERR_NOMEM, "out of memory");
     if (rename(spool->dir, dir) != 0) {
-        erh_status st = fail(spool, ERH_ERR_SYSTEM, "cannot move %s to %s: %s", spool->dir, dir, strerror(errno));
+        int error = errno;
+        erh_status st = fail(spool, ERH_ERR_SYSTEM, "cannot move %s to %s: %s", spool->dir, dir, strerror(error));
         free(moved);
+        errno = error;
         return st;
     }
     free(spool->dir);
@@ -670,6 +672,10 @@ static bool spool_file(const char *name)
 
 erh_status erh_spool_remove(erh_spool *spool)
 {
+    /* Closed first: a file unlinked while open lingers on some file systems (NFS). */
+    for (size_t i = 0; i < spool->count; i++)
+        close(spool->segments[i].fd);
+    spool->count = 0;
     DIR *dir = opendir(spool->dir);
     erh_status st = dir ? ERH_OK : fail_errno(spool, "cannot list", spool->dir);
     for (struct dirent *entry; st == ERH_OK && (entry = readdir(dir));) {
@@ -682,8 +688,8 @@ erh_status erh_spool_remove(erh_spool *spool)
     }
     if (dir)
         closedir(dir);
-    if (st == ERH_OK && rmdir(spool->dir) != 0)
-        st = fail_errno(spool, "cannot delete", spool->dir);
+    if (st == ERH_OK)
+        rmdir(spool->dir); /* a folder holding anything else stays: nothing in it is sent */
     discard(spool);
     return st;
 }

@@ -100,11 +100,12 @@ uint64_t erh_spool_pending(const erh_spool *spool);
  * sync, close the files and drop the lock. Safe on a zeroed or half-opened spool. */
 erh_status erh_spool_close(erh_spool *spool, const erh_spool_pos *head);
 
-/* Move a locked spool's folder to dir (rename(2), so on the same file system), before it opens. */
+/* Move a locked spool's folder to dir (rename(2), so on the same file system), before it opens. On
+ * failure errno is rename's: EXDEV when the two are on different mounts. */
 erh_status erh_spool_move(erh_spool *spool, const char *dir);
 
-/* Delete a locked spool's files (segments, HEAD, LOCK) and its folder, and close it: for a spool
- * whose records are all kept elsewhere. */
+/* Delete a locked spool's files (segments, HEAD, LOCK) and close it: for a spool whose records are
+ * all kept elsewhere. Its folder goes too unless it holds other files. */
 erh_status erh_spool_remove(erh_spool *spool);
 
 /* fsync the folder dir: a file created or renamed in it is on disk only then. On error errstr says

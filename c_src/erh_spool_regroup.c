@@ -14,6 +14,7 @@
 #define MARKER "PUBLISHERS"
 #define STAGING "regroup"
 #define INDEX_DIGITS_MAX 9
+#define STAGED_MAX 999999999L /* the largest number of INDEX_DIGITS_MAX digits */
 
 typedef struct regroup {
     unsigned publishers;
@@ -146,7 +147,13 @@ static bool same_file_system(const char *a, const char *b)
     return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev;
 }
 
-/* The number after every numbered entry of staging, with segments or not: a name no folder has. */
+static bool is_folder(const char *path)
+{
+    struct stat info;
+    return stat(path, &info) == 0 && S_ISDIR(info.st_mode);
+}
+
+/* The number after every numbered folder of staging, with segments or not: a name no folder has. */
 static erh_status next_number(regroup *r, const char *staging, long *next)
 {
     *next = 0;
@@ -155,7 +162,8 @@ static erh_status next_number(regroup *r, const char *staging, long *next)
         return absent() ? ERH_OK : fail(r, ERH_ERR_SYSTEM, "cannot list %s: %s", staging, strerror(errno));
     for (struct dirent *entry; (entry = readdir(listing));) {
         long index = folder_index(entry->d_name);
-        if (index >= *next)
+        char path[PATH_MAX];
+        if (index >= *next && numbered_path(r, path, staging, index) == ERH_OK && is_folder(path))
             *next = index + 1;
     }
     closedir(listing);
@@ -211,7 +219,8 @@ static erh_status close_targets(regroup *r, erh_status st)
 
 /* Move the folders of list from dir to staging, numbered from *next on. Each is locked first, so a
  * folder another instance uses is not taken from it; the targets (dir/0..publishers-1) are locked
- * already, and locked again once their folder has moved. */
+ * already, and locked again once their folder has moved. ERH_ERR_AGAIN: the first folder of a
+ * previous spool_dir (not own) is on another mount than staging, so none of them can be renamed. */
 static erh_status stage(regroup *r, const char *dir, const folder_list *list, bool own, const char *staging, long *next)
 {
     erh_status st = ERH_OK;
@@ -221,11 +230,17 @@ static erh_status stage(regroup *r, const char *dir, const folder_list *list, bo
         char from[PATH_MAX], to[PATH_MAX];
         erh_spool other = {.lock_fd = -1};
         erh_spool *spool = target ? &r->targets[index] : &other;
+        if (*next > STAGED_MAX)
+            return fail(r, ERH_ERR_TOO_LONG, "%s: no folder number left", staging);
         if ((st = numbered_path(r, from, dir, index)) != ERH_OK ||
             (st = numbered_path(r, to, staging, (*next)++)) != ERH_OK)
             break;
-        if ((!target && (st = erh_spool_lock(spool, from)) != ERH_OK) || (st = erh_spool_move(spool, to)) != ERH_OK)
+        if (!target && (st = erh_spool_lock(spool, from)) != ERH_OK)
             spool_failed(r, st, spool);
+        else if ((st = erh_spool_move(spool, to)) != ERH_OK)
+            st = errno == EXDEV && !own && i == 0 ? ERH_ERR_AGAIN : spool_failed(r, st, spool);
+        else if (!own)
+            r->result->previous_moved = true;
         erh_spool_close(spool, NULL); /* never opened: writes nothing */
         if (target && st == ERH_OK && (st = erh_spool_lock(spool, from)) != ERH_OK)
             spool_failed(r, st, spool);
@@ -233,62 +248,80 @@ static erh_status stage(regroup *r, const char *dir, const folder_list *list, bo
     return st;
 }
 
-/* Append every event of source to the spool of the publisher its client goes to now. *first: where
- * the first one read was, for a source left in place. */
-static erh_status copy_events(regroup *r, erh_spool *source, erh_spool_pos *first, bool *read_any)
+/* Append event to the spool of the publisher its client goes to now, and free it. */
+static erh_status append_event(regroup *r, erh_event *event)
 {
-    for (;;) {
-        erh_event *event;
-        erh_spool_pos pos;
-        erh_status st = erh_spool_read(source, &event, &pos);
-        if (st != ERH_OK)
-            return spool_failed(r, st, source);
-        if (!event)
-            return ERH_OK;
-        if (!*read_any)
-            *first = pos;
-        *read_any = true;
-        erh_spool *target = &r->targets[erh_event_publisher_of(event->field[ERH_F_CLIENTID], r->publishers)];
-        st = erh_spool_append(target, event, false, &pos);
-        erh_event_free(event);
-        if (st != ERH_OK)
-            return spool_failed(r, st, target);
-        r->result->events++;
-    }
+    erh_spool *target = &r->targets[erh_event_publisher_of(event->field[ERH_F_CLIENTID], r->publishers)];
+    erh_spool_pos pos;
+    erh_status st = erh_spool_append(target, event, false, &pos);
+    erh_event_free(event);
+    if (st != ERH_OK)
+        return spool_failed(r, st, target);
+    r->result->events++;
+    return ERH_OK;
 }
 
-/* Take in the spool folder at path: its events go to their publishers' spools, which are synced
- * before the folder is deleted. On failure it stays as it was. */
+/* The targets hold the copies of count records of the source's segment on disk: those records are
+ * released, which deletes the segment once all of them are. So a regroup needs room for about one
+ * segment more than the spool, not for a whole folder. */
+static erh_status release_copied(regroup *r, erh_spool *source, uint64_t segment, uint64_t *count)
+{
+    for (unsigned i = 0; i < r->n_targets; i++) {
+        erh_status st = erh_spool_flush(&r->targets[i]);
+        if (st != ERH_OK)
+            return spool_failed(r, st, &r->targets[i]);
+    }
+    for (; *count > 0; (*count)--)
+        erh_spool_release(source, (erh_spool_pos){segment, 0});
+    return ERH_OK;
+}
+
+/* Take in the spool folder at path: its events go to their publishers' spools, a segment at a time,
+ * and it is deleted. On failure it keeps what was not copied. */
 static erh_status take_in(regroup *r, const char *path)
 {
     const erh_spool_options reading = {
         .max_bytes = UINT64_MAX, .segment_bytes = UINT64_MAX, .sync = ERH_SPOOL_SYNC_NEVER};
     erh_spool source;
-    erh_spool_pos first;
-    bool read_any = false;
+    erh_spool_pos first;     /* the first record read and not released */
+    uint64_t unreleased = 0; /* records read and not released, all of first's segment */
     erh_status st = erh_spool_lock(&source, path);
     if (st == ERH_OK)
         st = erh_spool_open(&source, &reading);
     if (st != ERH_OK)
         spool_failed(r, st, &source);
-    else
-        st = copy_events(r, &source, &first, &read_any);
+    while (st == ERH_OK) {
+        erh_event *event;
+        erh_spool_pos pos;
+        if ((st = erh_spool_read(&source, &event, &pos)) != ERH_OK) {
+            spool_failed(r, st, &source);
+            break;
+        }
+        if (unreleased > 0 && (!event || pos.segment != first.segment))
+            st = release_copied(r, &source, first.segment, &unreleased);
+        if (st != ERH_OK || !event) {
+            erh_event_free(event);
+            break;
+        }
+        if (unreleased++ == 0)
+            first = pos;
+        st = append_event(r, event);
+    }
     r->result->cut += source.cut;
-    for (unsigned i = 0; st == ERH_OK && i < r->n_targets; i++)
-        if ((st = erh_spool_flush(&r->targets[i])) != ERH_OK)
-            spool_failed(r, st, &r->targets[i]);
     if (st != ERH_OK) {
-        erh_spool_close(&source, read_any ? &first : NULL);
+        erh_spool_close(&source, unreleased > 0 ? &first : NULL);
         return st;
     }
     r->result->folders++;
     return (st = erh_spool_remove(&source)) == ERH_OK ? ERH_OK : spool_failed(r, st, &source);
 }
 
-static erh_status take_in_all(regroup *r, const char *dir, const folder_list *folders)
+/* previous: the folders are the previous spool_dir's, read where they are. */
+static erh_status take_in_all(regroup *r, const char *dir, const folder_list *folders, bool previous)
 {
     erh_status st = ERH_OK;
-    for (size_t i = 0; st == ERH_OK && i < folders->count; i++) {
+    r->result->previous_moved |= previous && folders->count > 0;
+    for (size_t i = folders->count; st == ERH_OK && i-- > 0;) { /* the highest number first */
         char path[PATH_MAX];
         st = numbered_path(r, path, dir, folders->index[i]);
         if (st == ERH_OK)
@@ -301,13 +334,14 @@ static erh_status take_in_all(regroup *r, const char *dir, const folder_list *fo
  * hold nothing to send, so a failure here changes nothing. */
 static void clear_staging(regroup *r, const char *staging)
 {
-    long next;
-    if (next_number(r, staging, &next) != ERH_OK)
+    DIR *listing = opendir(staging);
+    if (!listing)
         return;
-    for (long index = 0; index < next; index++) {
+    for (struct dirent *entry; (entry = readdir(listing));) {
         char path[PATH_MAX];
         erh_spool leftover;
-        if (numbered_path(r, path, staging, index) != ERH_OK || access(path, F_OK) != 0 ||
+        long index = folder_index(entry->d_name);
+        if (index < 0 || numbered_path(r, path, staging, index) != ERH_OK || !is_folder(path) ||
             erh_spool_holds_segments(path))
             continue;
         if (erh_spool_lock(&leftover, path) == ERH_OK)
@@ -315,6 +349,7 @@ static void clear_staging(regroup *r, const char *staging)
         else
             erh_spool_close(&leftover, NULL);
     }
+    closedir(listing);
     rmdir(staging);
 }
 
@@ -346,6 +381,20 @@ static void free_previous(previous_folders *previous)
     free(previous->staged.index);
 }
 
+/* Rename the previous spool_dir's folders into staging; on another mount than staging (a bind mount
+ * shares the device number), they are read where they are instead. */
+static erh_status stage_previous(regroup *r, previous_folders *previous, const char *staging, long *next)
+{
+    erh_status st = stage(r, previous->staging, &previous->staged, false, staging, next);
+    if (st == ERH_OK)
+        st = stage(r, previous->dir, &previous->numbered, false, staging, next);
+    if (st == ERH_ERR_AGAIN && !r->result->previous_moved) {
+        previous->moved = false;
+        return ERH_OK;
+    }
+    return st;
+}
+
 /* A rename or a new folder is on disk once the folder that lists it is synced: before anything is
  * deleted, sync each folder a regroup changed. */
 static erh_status sync_folders(regroup *r, const char *const *folders, size_t count)
@@ -362,7 +411,9 @@ static erh_status sync_folders(regroup *r, const char *const *folders, size_t co
 static erh_status sync_created(regroup *r, const char *dir)
 {
     char parent[PATH_MAX];
-    snprintf(parent, sizeof parent, "%s", dir);
+    size_t len = (size_t)snprintf(parent, sizeof parent, "%s", dir);
+    while (len > 1 && len < sizeof parent && parent[len - 1] == '/')
+        parent[--len] = '\0'; /* "spool/" is "spool" */
     char *slash = strrchr(parent, '/');
     if (slash)
         slash[slash == parent] = '\0'; /* "/spool" has the parent "/" */
@@ -402,13 +453,14 @@ erh_status erh_spool_regroup(const char *dir, const char *previous_dir, unsigned
     bool renames = restage || (previous.moved && previous.numbered.count + previous.staged.count > 0);
     if (st == ERH_OK && renames)
         st = erh_spool_make_dirs(staging, errstr, errstr_len);
+    /* Staged folders are taken in from the highest number down, which is oldest first: a start
+     * stages the previous spool_dir's folders (newer events) before dir's own, and what a later
+     * start stages holds the copies a regroup cut short made of the beginnings of folders staged
+     * before it. */
+    if (st == ERH_OK && previous.moved)
+        st = stage_previous(&r, &previous, staging, &next);
     if (st == ERH_OK && restage)
         st = stage(&r, dir, &own, true, staging, &next);
-    if (st == ERH_OK && previous.moved) {
-        st = stage(&r, previous.staging, &previous.staged, false, staging, &next);
-        if (st == ERH_OK)
-            st = stage(&r, previous.dir, &previous.numbered, false, staging, &next);
-    }
     if (st == ERH_OK && renames) {
         bool from_previous = previous.moved && previous.numbered.count + previous.staged.count > 0;
         const char *changed[] = {staging, dir, from_previous && previous.staged.count ? previous.staging : NULL,
@@ -425,11 +477,11 @@ erh_status erh_spool_regroup(const char *dir, const char *previous_dir, unsigned
         if (st == ERH_OK)
             st = sync_created(&r, dir);
         if (st == ERH_OK)
-            st = take_in_all(&r, staging, &staged);
+            st = take_in_all(&r, staging, &staged, false);
         if (st == ERH_OK && in_place)
-            st = take_in_all(&r, previous.staging, &previous.staged);
+            st = take_in_all(&r, previous.dir, &previous.numbered, true);
         if (st == ERH_OK && in_place)
-            st = take_in_all(&r, previous.dir, &previous.numbered);
+            st = take_in_all(&r, previous.staging, &previous.staged, true);
     }
     if (st == ERH_OK)
         clear_staging(&r, staging);

@@ -11,22 +11,26 @@
  * every publisher, so no other instance writes there meanwhile. When the count differs (or is not
  * known, or a folder past it holds segments), every numbered folder that holds segments moves to
  * <dir>/regroup/<n>, a rename: nothing is copied yet. The folders of a previous spool_dir move there
- * too when they are on the same file system, and are read where they are otherwise. Then each
- * folder is read, its events appended to their new folders and, once those are synced, deleted;
- * PUBLISHERS is written last. A crash meanwhile leaves regroup/ for the next start to finish; the
- * events copied from the folder being read are then sent twice, under the same message ids. */
+ * too when they are on the same mount, and are read where they are otherwise. Then each folder is
+ * read, oldest first, its events appended to their new folders, and each of its segments deleted
+ * once those hold its events on disk (so a regroup needs room for about one segment more than the
+ * spool); PUBLISHERS is written last. A crash meanwhile leaves regroup/ for the next start to
+ * finish: the next start stages the copies made so far too, and reads them first. Events of the
+ * segment being copied are then sent twice, under the same message ids. */
 #ifndef ERH_SPOOL_REGROUP_H
 #define ERH_SPOOL_REGROUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "erh_spool.h"
 
 typedef struct erh_regroup_result {
-    uint64_t events;  /* events moved */
-    unsigned folders; /* folders read, then deleted */
-    uint64_t cut;     /* torn or corrupt records cut while reading them */
+    uint64_t events;     /* events moved */
+    unsigned folders;    /* folders read, then deleted */
+    uint64_t cut;        /* torn or corrupt records cut while reading them */
+    bool previous_moved; /* some of previous_dir's folders moved or were read (if only in part) */
 } erh_regroup_result;
 
 /* Regroup dir's folders for publishers, and take in previous_dir's (NULL, a folder that does not

@@ -126,11 +126,8 @@ revert(Old, OldConfig, Error, State) ->
 handle_cast(_Msg, State) ->
     {noreply, State}.
 
-handle_info({emqx_rabbitmq_hook_nif, spool, {regrouped, Events, Folders, Cut, Ms}}, State = #{config := Config}) ->
-    ?LOG_NOTICE("emqx_rabbitmq_hook moved ~b spooled event(s) from ~b folder(s) to the spool folders of its ~b "
-                "publisher(s) in ~b ms, each client's in order~ts",
-                [Events, Folders, maps:get(publishers, Config), Ms,
-                 [io_lib:format("; ~b torn or corrupt record(s) cut", [Cut]) || Cut > 0]]),
+handle_info({emqx_rabbitmq_hook_nif, spool, Info}, State) ->
+    report_spool(Info),
     {noreply, State};
 handle_info({emqx_rabbitmq_hook_nif, presence, Info}, State) ->
     {noreply, report_presence(Info, State)};
@@ -243,6 +240,17 @@ throttle(Key, State = #{logged := Logged}, Format, Args) ->
             ?LOG_WARNING(Format, Args),
             State#{logged := Logged#{Key => Now}}
     end.
+
+%% What a start's regroup of the spool did (erh_spool_regroup.h).
+report_spool({regrouped, Events, Folders, Publishers, Cut, Ms}) ->
+    ?LOG_NOTICE("emqx_rabbitmq_hook moved ~b spooled event(s) from ~b folder(s) to the spool folders of ~b "
+                "publisher(s) in ~b ms, each client's in order~ts",
+                [Events, Folders, Publishers, Ms, [io_lib:format("; ~b torn or corrupt record(s) cut", [Cut]) || Cut > 0]]);
+report_spool({regroup_failed, Why}) ->
+    ?LOG_WARNING("emqx_rabbitmq_hook could not move its spooled events to the folders of its publishers: ~ts; "
+                 "what did not move stays on disk (in the spool folder's regroup/, or in the previous spool "
+                 "folder) and is moved by the next start that can, after newer events of the same clients",
+                 [Why]).
 
 %% With the spool on, the start moves every spooled event where its publisher reads it. With it off,
 %% what earlier starts spooled stays on disk, unsent: say where.

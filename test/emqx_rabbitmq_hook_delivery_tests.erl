@@ -24,6 +24,7 @@ tests() ->
      fun a_silent_broker_is_noticed_by_heartbeats/1,
      fun unroutable_messages_are_kept_in_the_unroutable_queue/1,
      fun events_spooled_for_another_count_of_publishers_are_sent_in_client_order/1,
+     fun a_spool_that_cannot_be_regrouped_does_not_stop_the_start/1,
      fun hook_calls_cost_the_same_with_rabbitmq_down/1,
      fun hook_calls_take_no_page_fault_while_the_buffer_grows/1,
      fun a_full_buffer_holds_the_memory_of_its_events_only/1,
@@ -307,6 +308,22 @@ events_spooled_for_another_count_of_publishers_are_sent_in_client_order(Ctx = #{
     ?assertEqual({200, 0}, {length(Unique), Duplicates}),
     ?assertEqual(maps:from_list([{C, lists:seq(1, 20)} || C <- Clients]), by_client(Unique)),
     ?assertMatch(#{replayed := 200, spool_events := 0}, stats()).
+
+%% A staged folder whose segment cannot be opened (here a folder in its place): the start goes on,
+%% says why, and events flow.
+a_spool_that_cannot_be_regrouped_does_not_stop_the_start(Ctx = #{spool := Spool}) ->
+    ok = filelib:ensure_path(filename:join([Spool, "regroup", "0", "00000000000000000001.seg"])),
+    ok = logger:add_handler(?MODULE, ?MODULE, #{config => self(), level => warning}),
+    try
+        start(Ctx, []),
+        ?assert(lists:any(fun(Line) -> string:find(Line, "could not move its spooled events") =/= nomatch end,
+                          logged(1000)))
+    after
+        logger:remove_handler(?MODULE)
+    end,
+    publish(<<"after">>, 1, 10, 10, 0),
+    wait_until(fun all_confirmed/0, 10000),
+    ?assertMatch({10, 0}, begin {U, D} = dedupe(drain_queue(Ctx)), {length(U), D} end).
 
 log(#{msg := Msg}, #{config := Pid}) ->
     Text = case Msg of

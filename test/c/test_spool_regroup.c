@@ -1,4 +1,6 @@
 #include "check_run.h"
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,22 @@
 #define PER_CLIENT 30
 
 static char dir[64];
+
+/* fdatasync fails once this many more calls have passed, as on a disk that fills up or reports an
+ * error (linked with --wrap=fdatasync); negative: never. */
+static int syncs_until_failure = -1;
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+    if (syncs_until_failure == 0) {
+        errno = EIO;
+        return -1;
+    }
+    if (syncs_until_failure > 0)
+        syncs_until_failure--;
+    return __real_fdatasync(fd);
+}
 static const erh_spool_options options = {.max_bytes = 1 << 20, .segment_bytes = 4096, .sync = ERH_SPOOL_SYNC_NEVER};
 
 static void make_dir(void)
@@ -432,6 +450,61 @@ START_TEST(a_torn_record_in_a_moved_folder_is_cut_and_counted)
 }
 END_TEST
 
+static int count_segments(const char *path)
+{
+    DIR *listing = opendir(path);
+    int segments = 0;
+    for (struct dirent *entry; listing && (entry = readdir(listing));)
+        segments += strstr(entry->d_name, ".seg") != NULL;
+    if (listing)
+        closedir(listing);
+    return segments;
+}
+
+/* A segment copied and synced is deleted at once, so a regroup needs room for about one segment
+ * more than the spool; a failure later leaves the rest, and the next regroup moves it. */
+START_TEST(a_copied_segment_is_deleted_before_the_next_is_read)
+{
+    make_dir();
+    spool_as_if_written_by(dir, 1);
+    char source[256];
+    path_in(source, sizeof source, dir, "0");
+    int segments = count_segments(source);
+    ck_assert_int_gt(segments, 3);
+    syncs_until_failure = 4; /* a few segments in */
+    char errstr[256];
+    ck_assert_int_eq(try_regroup(dir, NULL, 2, errstr), ERH_ERR_SYSTEM);
+    syncs_until_failure = -1;
+    char staged[256];
+    path_in(staged, sizeof staged, dir, "regroup/0");
+    int left = count_segments(staged);
+    ck_assert_int_gt(left, 0);
+    ck_assert_int_lt(left, segments);
+    ck_assert_uint_eq(regroup(NULL, 2).folders, 3); /* the rest, and the two with copies made before */
+    check_all(2, true);
+    ck_assert(!exists(dir, "regroup"));
+    remove_dir();
+}
+END_TEST
+
+/* Another file in a folder keeps the folder, not its events. */
+START_TEST(a_folder_holding_another_file_is_emptied_and_left)
+{
+    make_dir();
+    spool_as_if_written_by(dir, 3);
+    char notes[256];
+    path_in(notes, sizeof notes, dir, "2/notes.txt");
+    FILE *file = fopen(notes, "w");
+    ck_assert_ptr_nonnull(file);
+    fclose(file);
+    ck_assert_uint_eq(regroup(NULL, 2).events, CLIENTS * PER_CLIENT);
+    ck_assert_uint_eq(check_all(2, false), CLIENTS * PER_CLIENT);
+    ck_assert(exists(dir, "regroup/2/notes.txt"));
+    ck_assert_uint_eq(regroup(NULL, 2).events, 0);
+    remove_dir();
+}
+END_TEST
+
 static void add_tests(TCase *tc)
 {
     tcase_add_test(tc, fewer_publishers_take_the_events_of_the_removed_ones_in_client_order);
@@ -443,6 +516,8 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, a_previous_spool_dir_is_taken_in_after_what_the_folders_hold);
     tcase_add_test(tc, a_previous_spool_dir_on_another_file_system_is_read_where_it_is);
     tcase_add_test(tc, what_a_failed_switch_moved_goes_back);
+    tcase_add_test(tc, a_copied_segment_is_deleted_before_the_next_is_read);
+    tcase_add_test(tc, a_folder_holding_another_file_is_emptied_and_left);
     tcase_add_test(tc, a_regroup_cut_short_is_finished_by_the_next);
     tcase_add_test(tc, a_folder_another_instance_holds_is_not_taken);
     tcase_add_test(tc, the_bound_does_not_refuse_events_already_on_disk);
