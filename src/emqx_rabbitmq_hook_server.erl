@@ -245,7 +245,8 @@ throttle(Key, State = #{logged := Logged}, Format, Args) ->
 report_spool({regrouped, Events, Folders, Publishers, Cut, Ms}) ->
     ?LOG_NOTICE("emqx_rabbitmq_hook moved ~b spooled event(s) from ~b folder(s) to the spool folders of ~b "
                 "publisher(s) in ~b ms, each client's in order~ts",
-                [Events, Folders, Publishers, Ms, [io_lib:format("; ~b torn or corrupt record(s) cut", [Cut]) || Cut > 0]]);
+                [Events, Folders, Publishers, Ms,
+                 [io_lib:format("; ~b torn or corrupt record(s) cut", [Cut]) || Cut > 0]]);
 report_spool({regroup_failed, Why}) ->
     ?LOG_WARNING("emqx_rabbitmq_hook could not move its spooled events to the folders of its publishers: ~ts; "
                  "what did not move stays on disk (in the spool folder's regroup/, or in the previous spool "
