@@ -13,6 +13,7 @@
 
 #define MARKER "PUBLISHERS"
 #define STAGING "regroup"
+#define READING "READING" /* in staging: the previous spool_dir being read where it is */
 #define INDEX_DIGITS_MAX 9
 #define STAGED_MAX 999999999L /* the largest number of INDEX_DIGITS_MAX digits */
 
@@ -395,6 +396,35 @@ static erh_status stage_previous(regroup *r, previous_folders *previous, const c
     return st;
 }
 
+/* The previous spool_dir to take in: previous_dir when given, else the one a regroup cut short was
+ * reading where it is (staging/READING names it), else none. */
+static const char *previous_to_take(const char *dir, const char *staging, const char *previous_dir,
+                                    char recorded[PATH_MAX])
+{
+    char path[PATH_MAX];
+    if ((previous_dir && !same_folder(dir, previous_dir)) ||
+        snprintf(path, sizeof path, "%s/" READING, staging) >= (int)sizeof path)
+        return previous_dir;
+    FILE *file = fopen(path, "re");
+    if (!file)
+        return previous_dir;
+    size_t len = fgets(recorded, PATH_MAX, file) ? strcspn(recorded, "\n") : 0;
+    fclose(file);
+    recorded[len] = '\0';
+    return len ? recorded : previous_dir;
+}
+
+/* Name the previous folder in staging/READING before reading it where it is: a start after a crash
+ * then knows where the events it did not move are. */
+static erh_status record_reading(regroup *r, const char *staging, const char *previous)
+{
+    char text[PATH_MAX + 1];
+    if (snprintf(text, sizeof text, "%s\n", previous) >= (int)sizeof text)
+        return fail(r, ERH_ERR_TOO_LONG, "spool path too long: %s", previous);
+    erh_status st = erh_spool_make_dirs(staging, r->errstr, r->errstr_len);
+    return st == ERH_OK ? erh_spool_write_file(staging, READING, text, true, r->errstr, r->errstr_len) : st;
+}
+
 /* A rename or a new folder is on disk once the folder that lists it is synced: before anything is
  * deleted, sync each folder a regroup changed. */
 static erh_status sync_folders(regroup *r, const char *const *folders, size_t count)
@@ -442,8 +472,10 @@ erh_status erh_spool_regroup(const char *dir, const char *previous_dir, unsigned
         st = list_folders(&r, staging, &staged);
     if (st == ERH_OK)
         st = next_number(&r, staging, &next);
+    char recorded[PATH_MAX];
+    const char *previous_taken = previous_to_take(dir, staging, previous_dir, recorded);
     if (st == ERH_OK)
-        st = list_previous(&r, dir, previous_dir, &previous);
+        st = list_previous(&r, dir, previous_taken, &previous);
     unsigned marked = written_for(dir);
     /* Folders written for another count, or for an unknown one, move aside, all of them: a regroup
      * under the same count leaves each event where it is. A regroup cut short by a crash (staging
@@ -478,10 +510,17 @@ erh_status erh_spool_regroup(const char *dir, const char *previous_dir, unsigned
             st = sync_created(&r, dir);
         if (st == ERH_OK)
             st = take_in_all(&r, staging, &staged, false);
+        if (st == ERH_OK && in_place && previous_taken != recorded)
+            st = record_reading(&r, staging, previous.dir);
         if (st == ERH_OK && in_place)
             st = take_in_all(&r, previous.dir, &previous.numbered, true);
         if (st == ERH_OK && in_place)
             st = take_in_all(&r, previous.staging, &previous.staged, true);
+    }
+    if (st == ERH_OK && (previous_taken == recorded || in_place)) {
+        char reading[PATH_MAX];
+        if (snprintf(reading, sizeof reading, "%s/" READING, staging) < (int)sizeof reading)
+            unlink(reading); /* all of that folder moved */
     }
     if (st == ERH_OK)
         clear_staging(&r, staging);

@@ -11,7 +11,8 @@
  * every publisher, so no other instance writes there meanwhile. When the count differs (or is not
  * known, or a folder past it holds segments), every numbered folder that holds segments moves to
  * <dir>/regroup/<n>, a rename: nothing is copied yet. The folders of a previous spool_dir move there
- * too when they are on the same mount, and are read where they are otherwise. Then each folder is
+ * too when they are on the same mount, and are read where they are otherwise (regroup/READING names
+ * such a folder meanwhile, for the start after a crash). Then each folder is
  * read, oldest first, its events appended to their new folders, and each of its segments deleted
  * once those hold its events on disk (so a regroup needs room for about one segment more than the
  * spool); PUBLISHERS is written last. A crash meanwhile leaves regroup/ for the next start to

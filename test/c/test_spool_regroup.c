@@ -487,6 +487,32 @@ START_TEST(a_copied_segment_is_deleted_before_the_next_is_read)
 }
 END_TEST
 
+/* A switch reading a previous folder on another mount (where there is one) fails half way: the next
+ * start, given no previous folder, finds it named in regroup/READING and finishes, in order. */
+START_TEST(a_previous_folder_read_where_it_is_is_finished_by_the_next_start)
+{
+    make_dir();
+    char previous[256];
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    ck_assert_int_lt(snprintf(previous, sizeof previous, "%s/erh_regroup_previous_XXXXXX", base), (int)sizeof previous);
+    ck_assert_ptr_nonnull(mkdtemp(previous));
+    spool_as_if_written_by(previous, 1);
+    char errstr[256];
+    syncs_until_failure = 4;
+    ck_assert_int_eq(try_regroup(dir, previous, 2, errstr), ERH_ERR_SYSTEM);
+    syncs_until_failure = -1;
+    struct stat here, there;
+    ck_assert(stat(dir, &here) == 0 && stat(previous, &there) == 0);
+    ck_assert_int_eq(exists(dir, "regroup/READING"), here.st_dev != there.st_dev);
+    regroup(NULL, 2);
+    check_all(2, true);
+    ck_assert(!holds_segments(previous, "0"));
+    ck_assert(!exists(dir, "regroup"));
+    remove_dir();
+    check_remove_dir(previous);
+}
+END_TEST
+
 /* Another file in a folder keeps the folder, not its events. */
 START_TEST(a_folder_holding_another_file_is_emptied_and_left)
 {
@@ -518,6 +544,7 @@ static void add_tests(TCase *tc)
     tcase_add_test(tc, what_a_failed_switch_moved_goes_back);
     tcase_add_test(tc, a_copied_segment_is_deleted_before_the_next_is_read);
     tcase_add_test(tc, a_folder_holding_another_file_is_emptied_and_left);
+    tcase_add_test(tc, a_previous_folder_read_where_it_is_is_finished_by_the_next_start);
     tcase_add_test(tc, a_regroup_cut_short_is_finished_by_the_next);
     tcase_add_test(tc, a_folder_another_instance_holds_is_not_taken);
     tcase_add_test(tc, the_bound_does_not_refuse_events_already_on_disk);
