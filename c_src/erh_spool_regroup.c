@@ -396,14 +396,18 @@ static erh_status stage_previous(regroup *r, previous_folders *previous, const c
     return st;
 }
 
+static bool reading_path(const char *staging, char path[PATH_MAX])
+{
+    return snprintf(path, PATH_MAX, "%s/" READING, staging) < PATH_MAX;
+}
+
 /* The previous spool_dir to take in: previous_dir when given, else the one a regroup cut short was
  * reading where it is (staging/READING names it), else none. */
 static const char *previous_to_take(const char *dir, const char *staging, const char *previous_dir,
                                     char recorded[PATH_MAX])
 {
     char path[PATH_MAX];
-    if ((previous_dir && !same_folder(dir, previous_dir)) ||
-        snprintf(path, sizeof path, "%s/" READING, staging) >= (int)sizeof path)
+    if ((previous_dir && !same_folder(dir, previous_dir)) || !reading_path(staging, path))
         return previous_dir;
     FILE *file = fopen(path, "re");
     if (!file)
@@ -482,7 +486,8 @@ erh_status erh_spool_regroup(const char *dir, const char *previous_dir, unsigned
      * not empty) left some of its events in the numbered folders. */
     bool restage =
         own.count > 0 && (staged.count > 0 || marked != publishers || own.index[own.count - 1] >= (long)publishers);
-    bool renames = restage || (previous.moved && previous.numbered.count + previous.staged.count > 0);
+    bool any_previous = previous.numbered.count + previous.staged.count > 0;
+    bool renames = restage || (previous.moved && any_previous);
     if (st == ERH_OK && renames)
         st = erh_spool_make_dirs(staging, errstr, errstr_len);
     /* Staged folders are taken in from the highest number down, which is oldest first: a start
@@ -493,17 +498,16 @@ erh_status erh_spool_regroup(const char *dir, const char *previous_dir, unsigned
         st = stage_previous(&r, &previous, staging, &next);
     if (st == ERH_OK && restage)
         st = stage(&r, dir, &own, true, staging, &next);
-    if (st == ERH_OK && renames) {
-        bool from_previous = previous.moved && previous.numbered.count + previous.staged.count > 0;
-        const char *changed[] = {staging, dir, from_previous && previous.staged.count ? previous.staging : NULL,
-                                 from_previous && previous.numbered.count ? previous.dir : NULL};
+    if (st == ERH_OK && renames) { /* previous.moved is false now if the previous folders could not move */
+        const char *changed[] = {staging, dir, previous.moved && previous.staged.count ? previous.staging : NULL,
+                                 previous.moved && previous.numbered.count ? previous.dir : NULL};
         st = sync_folders(&r, changed, sizeof changed / sizeof *changed);
-    }
-    if (st == ERH_OK && renames) {
         free(staged.index);
-        st = list_folders(&r, staging, &staged);
+        staged = (folder_list){0};
+        if (st == ERH_OK)
+            st = list_folders(&r, staging, &staged);
     }
-    bool in_place = !previous.moved && previous.numbered.count + previous.staged.count > 0;
+    bool in_place = !previous.moved && any_previous;
     if (st == ERH_OK && (staged.count > 0 || in_place)) {
         st = open_targets(&r, options);
         if (st == ERH_OK)
@@ -517,11 +521,9 @@ erh_status erh_spool_regroup(const char *dir, const char *previous_dir, unsigned
         if (st == ERH_OK && in_place)
             st = take_in_all(&r, previous.staging, &previous.staged, true);
     }
-    if (st == ERH_OK && (previous_taken == recorded || in_place)) {
-        char reading[PATH_MAX];
-        if (snprintf(reading, sizeof reading, "%s/" READING, staging) < (int)sizeof reading)
-            unlink(reading); /* all of that folder moved */
-    }
+    char reading[PATH_MAX];
+    if (st == ERH_OK && (previous_taken == recorded || in_place) && reading_path(staging, reading))
+        unlink(reading); /* all of that folder moved */
     if (st == ERH_OK)
         clear_staging(&r, staging);
     if (st == ERH_OK && marked != publishers)
