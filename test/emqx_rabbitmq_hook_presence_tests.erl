@@ -229,14 +229,12 @@ a_restarted_node_clears_its_old_connections(Ctx) ->
 registry_converges_after_redis_was_down_and_counts_the_retries(Ctx = #{redis := Redis}) ->
     start(Ctx, []),
     T = now_ms(),
-    First = [{I, channel()} || I <- lists:seq(1, 100)],
-    [connect(Ch, id(I), <<"u">>, T) || {I, Ch} <- First],
+    First = connect_clients(lists:seq(1, 100), T),
     settle(),
     redis_away(Redis),
     %% While Redis is away: half of the first clients leave, 100 others arrive.
     [disconnect(Ch, id(I), <<"u">>, T, T + 1) || {I, Ch} <- First, I rem 2 =:= 0],
-    Second = [{I, channel()} || I <- lists:seq(101, 200)],
-    [connect(Ch, id(I), <<"u">>, T + 2) || {I, Ch} <- Second],
+    connect_clients(lists:seq(101, 200), T + 2),
     ?assertMatch(#{presence_queue_depth := 150}, stats()),
     wait_stats(fun(#{redis_connect_failures := N}) -> N >= 2 end),
     erh_test_redis:up(Redis),
@@ -248,6 +246,12 @@ registry_converges_after_redis_was_down_and_counts_the_retries(Ctx = #{redis := 
 
 id(I) -> <<"client-", (integer_to_binary(I))/binary>>.
 
+%% The clients numbered Is connect at At, each from its own channel: [{I, Channel}].
+connect_clients(Is, At) ->
+    Clients = [{I, channel()} || I <- Is],
+    [connect(Ch, id(I), <<"u">>, At) || {I, Ch} <- Clients],
+    Clients.
+
 updates_in_flight_when_redis_stops_answering_are_sent_again(Ctx) ->
     start(Ctx, [{presence_timeout_ms, 200}]),
     T = now_ms(),
@@ -256,8 +260,7 @@ updates_in_flight_when_redis_stops_answering_are_sent_again(Ctx) ->
     %% Redis holds every command for 1.5 s: the pipeline in flight times out, the connection is
     %% dropped, and what had no reply goes again once Redis answers.
     <<"OK">> = q(Ctx, ["CLIENT", "PAUSE", 1500, "ALL"]),
-    Channels = [{I, channel()} || I <- lists:seq(51, 250)],
-    [connect(Ch, id(I), <<"u">>, T) || {I, Ch} <- Channels],
+    Channels = connect_clients(lists:seq(51, 250), T),
     [disconnect(Ch, id(I), <<"u">>, T, T + 1) || {I, Ch} <- Channels, I rem 2 =:= 0],
     settle(),
     [?assertEqual(I =< 50 orelse I rem 2 =:= 1, online(id(I))) || I <- lists:seq(1, 250)],
@@ -269,8 +272,7 @@ updates_in_flight_when_redis_stops_answering_are_sent_again(Ctx) ->
 queue_overflow_while_redis_is_down_is_repaired_from_memory(Ctx = #{redis := Redis}) ->
     start(Ctx, [{presence_buffer_events, 20}]),
     T = now_ms(),
-    First = [{I, channel()} || I <- lists:seq(1, 30)],
-    [connect(Ch, id(I), <<"u">>, T) || {I, Ch} <- First],
+    First = connect_clients(lists:seq(1, 30), T),
     settle(),
     redis_away(Redis),
     [disconnect(Ch, id(I), <<"u">>, T, T + 1) || {I, Ch} <- First, I rem 3 =:= 0],
@@ -307,8 +309,7 @@ redis_restarted_empty_gets_this_nodes_connections_back(Ctx = #{redis := Redis}) 
 redis_that_lost_acknowledged_writes_is_repaired_from_memory(Ctx = #{redis := Redis}) ->
     start(Ctx, []),
     T = now_ms(),
-    First = [{I, channel()} || I <- lists:seq(1, 40)],
-    [connect(Ch, id(I), <<"u">>, T) || {I, Ch} <- First],
+    First = connect_clients(lists:seq(1, 40), T),
     settle(),
     <<"OK">> = q(Ctx, ["SAVE"]),
     [disconnect(Ch, id(I), <<"u">>, T, T + 1) || {I, Ch} <- First, I rem 2 =:= 0],
